@@ -1,0 +1,63 @@
+"""The media node: HTTP (/healthz), WebSocket signalling (/ws) and the room service, wired together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+from aiohttp import web
+
+from sfu import __version__
+from sfu.config import Config
+from sfu.room import RoomService
+from sfu.signalling.server import SignallingServer
+
+log = logging.getLogger("sfu.node")
+
+
+class Node:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.service = RoomService(config.apps, config.session)
+        self.signalling = SignallingServer(self.service, config.signalling)
+        self._runner: web.AppRunner | None = None
+        self.host = config.node.host
+        self.port = config.node.port
+        self._stopped = asyncio.Event()
+
+    @property
+    def http_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return self.http_url.replace("http://", "ws://", 1) + "/ws"
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=1 << 20)
+        app.router.add_get("/ws", self.signalling.handle)
+        app.router.add_get("/healthz", self._healthz)
+        return app
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "version": __version__,
+                                  "connections": self.signalling.connections})
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.make_app(), handle_signals=False, access_log=None)
+        await self._runner.setup()
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.create_server((self.host, self.port), family=family, reuse_port=False)
+        self.port = sock.getsockname()[1]  # the bound port when port=0
+        await web.SockSite(self._runner, sock).start()
+        log.info("node listening on %s", self.http_url)
+
+    async def stop(self) -> None:
+        if self._runner is None:
+            return
+        await self.signalling.shutdown()
+        await self._runner.cleanup()
+        self._runner = None
+        self._stopped.set()
