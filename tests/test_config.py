@@ -1,0 +1,53 @@
+"""Config validation names the key and the problem; the development app persists."""
+
+import json
+
+import pytest
+
+from sfu.config import ConfigError, config_from_dict, dev_app
+
+GOOD = {"app_id": 7, "secret": "0123456789abcdef0123456789abcdef"}
+
+
+def test_defaults_and_overrides():
+    cfg = config_from_dict({"apps": [dict(GOOD, max_streams_per_room=3)], "session": {"reconnect_grace": 2},
+                            "node": {"rtp_ports": "50000-50010", "port": 9000}})
+    assert cfg.app(7).max_streams_per_room == 3 and cfg.app(8) is None
+    assert cfg.session.reconnect_grace == 2.0 and isinstance(cfg.session.reconnect_grace, float)
+    assert cfg.node.rtp_ports == (50000, 50010) and cfg.node.port == 9000
+
+
+@pytest.mark.parametrize("raw, fragment", [
+    ({}, "apps"),
+    ({"apps": [GOOD, GOOD]}, "configured twice"),
+    ({"apps": [{"secret": GOOD["secret"]}]}, "apps[0].app_id: missing"),
+    ({"apps": [dict(GOOD, app_id=2**32)]}, "apps[0].app_id"),
+    ({"apps": [dict(GOOD, app_id=True)]}, "apps[0].app_id"),
+    ({"apps": [dict(GOOD, secret="x" * 31)]}, "apps[0].secret"),
+    ({"apps": [dict(GOOD, max_rooms=0)]}, "apps[0].max_rooms: must be > 0"),
+    ({"apps": [dict(GOOD, max_rooms=1.5)]}, "apps[0].max_rooms: expected an integer"),
+    ({"apps": [GOOD], "session": {"heartbeat_interval": 20, "session_timeout": 10}}, "session.heartbeat_interval"),
+    ({"apps": [GOOD], "signalling": {"rate_limit_burst": "many"}}, "signalling.rate_limit_burst"),
+    ({"apps": [GOOD], "node": {"port": 70000}}, "node.port"),
+    ({"apps": [GOOD], "node": "x"}, "[node]"),
+])
+def test_bad_values_are_named(raw, fragment):
+    with pytest.raises(ConfigError) as e:
+        config_from_dict(raw)
+    assert fragment in str(e.value)
+
+
+def test_dev_app_is_created_once_and_reused(tmp_path):
+    f = tmp_path / "s" / "dev.json"
+    app, created = dev_app(f)
+    assert created and len(app.secret) == 32 and 0 < app.app_id <= 0xFFFFFFFF
+    again, created2 = dev_app(f)
+    assert not created2 and again == app
+    assert (f.stat().st_mode & 0o777) == 0o600
+
+
+def test_damaged_state_file_is_an_error_not_a_new_app(tmp_path):
+    f = tmp_path / "dev.json"
+    f.write_text(json.dumps({"app_id": "x"}))
+    with pytest.raises(ConfigError, match="damaged"):
+        dev_app(f)
