@@ -167,13 +167,18 @@ cdef object _rtp_error(int code, const rtp_fields* f):
 
 
 cdef inline bint _acquire(object data, Py_buffer* view, const unsigned char** p,
-                          Py_ssize_t* n) except -1:
-    """Point *p/*n at the bytes of data. True when view was filled and must be released."""
+                          Py_ssize_t* n, bint pin=False) except -1:
+    """Point *p/*n at the bytes of data. True when view was filled and must be released.
+
+    A bytearray is read through its internal pointer unless pin is set: callers that run
+    Python code (allocations, hence possibly the garbage collector) while they still read
+    *p must pin, so that the buffer export stops the bytearray from being resized.
+    """
     if PyBytes_CheckExact(data):
         p[0] = <const unsigned char*>PyBytes_AS_STRING(data)
         n[0] = PyBytes_GET_SIZE(data)
         return False
-    if PyByteArray_CheckExact(data):
+    if not pin and PyByteArray_CheckExact(data):
         p[0] = <const unsigned char*>PyByteArray_AS_STRING(data)
         n[0] = PyByteArray_GET_SIZE(data)
         return False
@@ -227,8 +232,8 @@ cdef uint32_t _in_range(str name, object value, object maximum) except? 0xFFFFFF
 def parse_rtp(data):
     """Parse and validate the RTP header of ``data``; raise RtpParseError if malformed."""
     cdef Py_buffer view
-    cdef const unsigned char* p
-    cdef Py_ssize_t n
+    cdef const unsigned char* p = NULL
+    cdef Py_ssize_t n = 0
     cdef rtp_fields f
     cdef bint release = _acquire(data, &view, &p, &n)
     cdef int code = rtp_parse(p, n, &f)
@@ -242,8 +247,8 @@ def parse_rtp(data):
 def is_rtcp(data):
     """RFC 5761 demultiplexing: True for RTCP (packet types 192..223), False for RTP."""
     cdef Py_buffer view
-    cdef const unsigned char* p
-    cdef Py_ssize_t n
+    cdef const unsigned char* p = NULL
+    cdef Py_ssize_t n = 0
     cdef bint release = _acquire(data, &view, &p, &n)
     cdef bint result = rtp_is_rtcp(p, n)
     if release:
@@ -264,8 +269,8 @@ def rewrite_rtp(buf, ssrc, sequence_number, timestamp, payload_type):
     cdef uint32_t c_timestamp = _in_range("timestamp", timestamp, _MAX_U32)
     cdef uint8_t c_payload_type = <uint8_t>_in_range("payload_type", payload_type, _MAX_PT)
     cdef Py_buffer view
-    cdef unsigned char* p
-    cdef Py_ssize_t n
+    cdef unsigned char* p = NULL
+    cdef Py_ssize_t n = 0
     cdef rtp_fields f
     cdef bint release = _acquire_writable(buf, &view, &p, &n)
     cdef int code = rtp_rewrite(p, n, c_ssrc, c_sequence_number, c_timestamp, c_payload_type)
@@ -285,9 +290,9 @@ def parse_rtcp_compound(data):
     versions and lengths are validated (see _header_py for the reasoning).
     """
     cdef Py_buffer view
-    cdef const unsigned char* p
-    cdef Py_ssize_t n
-    cdef bint release = _acquire(data, &view, &p, &n)
+    cdef const unsigned char* p = NULL
+    cdef Py_ssize_t n = 0
+    cdef bint release = _acquire(data, &view, &p, &n, True)  # the loop allocates
     cdef Py_ssize_t offset = 0
     cdef Py_ssize_t left, length
     cdef unsigned char first

@@ -50,7 +50,7 @@ async def _run_node(config: Config, *, dev: bool, created: bool) -> int:
     try:
         await node.start()
     except OSError as e:
-        print(f"sfu: cannot listen on {config.node.host}:{config.node.port}: {e.strerror}", file=sys.stderr)
+        print(f"sfu: cannot listen on {config.node.host} (HTTP port {config.node.port}, RTP ports {config.node.rtp_ports[0]}-{config.node.rtp_ports[1]}): {e.strerror or e}", file=sys.stderr)
         return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -10,6 +10,8 @@ from aiohttp import web
 
 from sfu import __version__
 from sfu.config import Config
+from sfu.media.endpoint import MediaEndpoint
+from sfu.media.router import Router
 from sfu.room import RoomService
 from sfu.signalling.server import SignallingServer
 
@@ -21,6 +23,8 @@ class Node:
         self.config = config
         self.service = RoomService(config.apps, config.session)
         self.signalling = SignallingServer(self.service, config.signalling)
+        self.router = Router()
+        self.media = MediaEndpoint(self.router, config.node.host, config.node.rtp_ports)
         self._runner: web.AppRunner | None = None
         self.host = config.node.host
         self.port = config.node.port
@@ -43,9 +47,11 @@ class Node:
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "version": __version__,
-                                  "connections": self.signalling.connections})
+                                  "connections": self.signalling.connections, "media_port": self.media.port})
 
     async def start(self) -> None:
+        await self.media.start()
+        self.signalling.attach_media(self.router, self.host, self.media.port)
         self._runner = web.AppRunner(self.make_app(), handle_signals=False, access_log=None)
         await self._runner.setup()
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -60,4 +66,5 @@ class Node:
         await self.signalling.shutdown()
         await self._runner.cleanup()
         self._runner = None
+        await self.media.stop()
         self._stopped.set()

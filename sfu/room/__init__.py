@@ -1,5 +1,5 @@
 """The room service (DESIGN.md §1) as a sans-IO core."""
 
-from sfu.room.service import Close, RoomService, Send, event
+from sfu.room.service import Close, MediaChange, RoomService, Send, event
 
-__all__ = ["Close", "RoomService", "Send", "event"]
+__all__ = ["Close", "MediaChange", "RoomService", "Send", "event"]

@@ -5,8 +5,8 @@ Rules (the whole contract; tests/room/ has one test file per group):
 - A *connection* is a transport (one WebSocket). A *session* is a logged-in user in one room; it
   belongs to at most one connection and outlives it for `reconnect_grace` seconds (detached).
 - Inputs are method calls carrying `now` (monotonic seconds) and, where tokens are checked,
-  `wallclock` (unix seconds). Outputs are drained with `next_output()`: `Send(conn_id, message)`
-  and `Close(conn_id, code, message)`. `next_timer()` says when `handle_timer(now)` is due.
+  `wallclock` (unix seconds). Outputs are drained with `next_output()`: `Send(conn_id, message)`,
+  `Close(conn_id, code, message)` and `MediaChange` (for the media plane). `next_timer()` says when `handle_timer(now)` is due.
 - Request methods return the reply's result dict or raise SfuError; every output they cause is
   queued after it, so the IO layer sends the reply first and then drains.
 - Timers per connection: AUTH (not logged in by then -> Close AUTH_TIMEOUT). Per session:
@@ -54,6 +54,16 @@ class Close:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class MediaChange:
+    """For the media plane: a stream ended, or a player stopped (its session_id given)."""
+
+    kind: str  # "stream_ended" | "player_removed"
+    app_id: int
+    stream_id: str
+    session_id: str | None = None
+
+
 def event(name: str, **fields) -> dict:
     return {"v": 1, "type": "event", "event": name, **fields}
 
@@ -66,7 +76,7 @@ class RoomService:
         self._conns: dict[int, Connection] = {}
         self._sessions: dict[str, Session] = {}
         self._timers = TimerQueue()
-        self._out: deque[Send | Close] = deque()
+        self._out: deque[Send | Close | MediaChange] = deque()
         self._next_conn = 1
         self._new_id = new_id
         # plain counters; the metrics module reads them
@@ -75,7 +85,7 @@ class RoomService:
 
     # ----- outputs and time -------------------------------------------------------------
 
-    def next_output(self) -> Send | Close | None:
+    def next_output(self) -> Send | Close | MediaChange | None:
         return self._out.popleft() if self._out else None
 
     def next_timer(self) -> float | None:
@@ -414,6 +424,14 @@ class RoomService:
             }
         return out
 
+    def session_id_of(self, conn_id: int) -> str | None:
+        conn = self._conns.get(conn_id)
+        return conn.session.session_id if conn and conn.session else None
+
+    def app_id_of(self, conn_id: int) -> int | None:
+        conn = self._conns.get(conn_id)
+        return conn.session.app.config.app_id if conn and conn.session else None
+
     def session_of(self, conn_id: int) -> Session | None:
         conn = self._conns.get(conn_id)
         return conn.session if conn else None
@@ -479,9 +497,11 @@ class RoomService:
         for player in app.plays.get(stream.stream_id, {}).values():
             self._emit(player, event("player_state_update", stream_id=stream.stream_id,
                                      state=int(PlayerState.PLAY_REQUESTING), error_code=0, extended_data={}))
+        self._out.append(MediaChange("stream_ended", app.config.app_id, stream.stream_id))
 
     def _drop_play(self, session: Session, stream_id: str) -> None:
         del session.plays[stream_id]
+        self._out.append(MediaChange("player_removed", session.app.config.app_id, stream_id, session.session_id))
         players = session.app.plays.get(stream_id)
         if players is not None:
             players.pop(session.session_id, None)

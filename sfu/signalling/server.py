@@ -16,7 +16,7 @@ from aiohttp import WSMsgType, web
 
 from sfu.config import SignallingConfig
 from sfu.errors import ErrorCode, SfuError
-from sfu.room import Close, RoomService, Send
+from sfu.room import Close, MediaChange, RoomService, Send
 from sfu.signalling import protocol
 from sfu.signalling.ratelimit import TokenBucket
 
@@ -50,6 +50,24 @@ class SignallingServer:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self.counters = {"frames_in": 0, "frames_rejected": 0, "rate_limited": 0}
+        self.media = None  # the Router, once attached
+        self._media_addr: tuple[str, int] | None = None
+
+    def attach_media(self, router, host: str, port: int) -> None:
+        self.media = router
+        self._media_addr = (host, port)
+
+    def _with_media(self, conn_id: int, kind: str, result: dict) -> dict:
+        """Tell a publisher or player where its RTP goes and with which SSRC."""
+        if self.media is None or kind not in ("publish", "play"):
+            return result
+        app_id = self.service.app_id_of(conn_id)
+        if kind == "publish":
+            ssrc = self.media.publisher(app_id, result["stream_id"])
+        else:
+            ssrc = self.media.player(app_id, result["stream_id"], self.service.session_id_of(conn_id))
+        host, port = self._media_addr
+        return {**result, "media": {"host": host, "port": port, "ssrc": ssrc}}
 
     @property
     def connections(self) -> int:
@@ -124,7 +142,7 @@ class SignallingServer:
             log.exception("request %s failed", kind)
             self._send_error(conn, request_id, SfuError(ErrorCode.INTERNAL_ERROR))
         else:
-            self._enqueue(conn, protocol.reply(request_id, result))
+            self._enqueue(conn, protocol.reply(request_id, self._with_media(conn.conn_id, kind, result)))
         self._pump()
 
     # ----- outputs -------------------------------------------------------------------------------
@@ -177,6 +195,10 @@ class SignallingServer:
         """Drain the core's outputs and re-arm its timer."""
         service = self.service
         while (out := service.next_output()) is not None:
+            if isinstance(out, MediaChange):
+                if self.media is not None:
+                    self.media.on_change(out)
+                continue
             conn = self._conns.get(out.conn_id)
             if conn is None:
                 continue

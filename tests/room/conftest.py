@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from sfu.config import AppConfig, SessionConfig
-from sfu.room import Close, RoomService, Send
+from sfu.room import Close, MediaChange, RoomService, Send
 from sfu.token import generate_token04, make_payload
 
 APP = 1234567890
@@ -61,6 +61,7 @@ class Core:
         apps = apps or [AppConfig(APP, SECRET), AppConfig(APP2, SECRET2)]
         self.service = RoomService(apps, self.config)
         self.clients: dict[int, Client] = {}
+        self.media: list[tuple[str, str, str | None]] = []
 
     @property
     def wallclock(self) -> float:
@@ -84,6 +85,9 @@ class Core:
 
     def drain(self) -> None:
         while (out := self.service.next_output()) is not None:
+            if isinstance(out, MediaChange):
+                self.media.append((out.kind, out.stream_id, out.session_id))
+                continue
             c = self.clients[out.conn_id]
             if isinstance(out, Send):
                 assert c.closed is None, "sent after close"

@@ -81,3 +81,15 @@ def test_logout_stops_playing(core):
     pub.publish("s1", "")
     assert player_states(v) == []
     assert core.service.gauges()[APP]["players_l3"] == 0
+
+
+def test_media_plane_is_told_when_streams_end_and_players_stop(core):
+    v, pub = core.connect(), core.connect()
+    v.login("room1", "viewer")
+    pub.login("room1", "host")
+    pub.publish("s1", "")
+    v.play("s1", 3)
+    sid = core.service.session_id_of(v.conn_id)
+    pub.stop_publish("s1")
+    v.logout("room1")
+    assert core.media == [("stream_ended", "s1", None), ("player_removed", "s1", sid)]
