@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 from sfu.config import AppConfig
@@ -39,7 +40,12 @@ class Session:
     last_seen: float = 0.0
     publishes: dict[str, Stream] = field(default_factory=dict)
     plays: dict[str, ResourceMode] = field(default_factory=dict)
-    outbox: list[dict] = field(default_factory=list)  # events kept while detached
+    # every event sent to the session, numbered, kept until the client acknowledges it, so that a
+    # resume replays what a dead socket swallowed: (seq, message)
+    replay: deque[tuple[int, dict]] = field(default_factory=deque)
+    event_seq: int = 0
+    replay_floor: int = 0  # events up to here were dropped from the replay buffer
+    detached_at_seq: int = 0
 
     def user_wire(self) -> dict:
         return {"user_id": self.user_id, "user_name": self.user_name}

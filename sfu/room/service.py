@@ -18,7 +18,10 @@ Rules (the whole contract; tests/room/ has one test file per group):
   `user_event_batch_interval`, never about the session's own user, never repeating what the
   session's login snapshot already showed. Streams are announced at once to every other session
   in the room; the publisher is not told of its own stream.
-- Events for a detached session are kept in its outbox and sent when it resumes.
+- Events to a session carry a per-session `seq` and are kept (up to REPLAY_MAX) until the client
+  acknowledges them (`ack` in heartbeats). A resume names the last seq the client saw and gets
+  every later event again, including those written into a socket that had silently died. A resume
+  that needs events no longer kept fails (RECONNECT_FAILED): nothing is lost without saying so.
 - AppIDs share nothing: every lookup goes through the App.
 """
 
@@ -39,6 +42,7 @@ from sfu.room.model import App, Connection, Room, Session, Stream
 from sfu.room.timers import TimerQueue
 
 USER_BATCH_MAX = 500
+REPLAY_MAX = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +143,7 @@ class RoomService:
 
     def _detach(self, session: Session, now: float) -> None:
         session.conn_id = None
+        session.detached_at_seq = session.event_seq
         self._timers.cancel(("live", session.session_id))
         self._timers.set(("grace", session.session_id), now + self.config.reconnect_grace)
 
@@ -272,7 +277,8 @@ class RoomService:
         self._timers.set(("auth", conn_id), now + self.config.auth_timeout)
         return {}
 
-    def resume(self, conn_id: int, session_id: object, resume_token: object, now: float) -> dict:
+    def resume(self, conn_id: int, session_id: object, resume_token: object, now: float,
+               last_event_seq: int | None = None) -> dict:
         conn = self._conn(conn_id)
         if conn.session is not None:
             raise SfuError(ErrorCode.ALREADY_LOGGED_IN, "this connection already has a session")
@@ -280,6 +286,15 @@ class RoomService:
         if session is None or not isinstance(resume_token, str) or not hmac.compare_digest(
                 session.resume_token.encode(), resume_token.encode()):
             raise SfuError(ErrorCode.RECONNECT_FAILED, "no such session to resume (it ended or the grace window ran out)")
+        start = session.detached_at_seq if session.conn_id is None else session.event_seq
+        if last_event_seq is not None:
+            if not 0 <= last_event_seq <= session.event_seq:
+                raise SfuError(ErrorCode.INVALID_ARGUMENT,
+                               f"last_event_seq {last_event_seq} is outside 0..{session.event_seq}")
+            start = last_event_seq
+        if start < session.replay_floor:
+            raise SfuError(ErrorCode.RECONNECT_FAILED,
+                           f"events after {start} are no longer kept (oldest kept: {session.replay_floor + 1})")
         if session.conn_id is not None:  # takeover: the old socket is half-dead
             old = self._conns.get(session.conn_id)
             if old is not None:
@@ -292,9 +307,9 @@ class RoomService:
         conn.session = session
         self._timers.set(("live", session.session_id), now + self.config.session_timeout)
         self.counters["resumes"] += 1
-        pending, session.outbox = session.outbox, []
-        for message in pending:
-            self._out.append(Send(conn_id, message))
+        for seq, message in session.replay:
+            if seq > start:
+                self._out.append(Send(conn_id, message))
         return {
             "room_id": session.room.room_id,
             "heartbeat_interval": self.config.heartbeat_interval,
@@ -303,9 +318,14 @@ class RoomService:
             "token_expire": session.token_expire_wall,
         }
 
-    def heartbeat(self, conn_id: int, now: float) -> dict:
+    def heartbeat(self, conn_id: int, now: float, ack: int | None = None) -> dict:
+        """A sign of life; `ack` is the last event seq the client has seen (its replay can be trimmed)."""
         session = self._session(conn_id)
         session.last_seen = now
+        if ack is not None:
+            replay = session.replay
+            while replay and replay[0][0] <= ack:
+                session.replay_floor = replay.popleft()[0]
         return {}
 
     def renew_token(self, conn_id: int, room_id: object, token: object, now: float, wallclock: float) -> dict:
@@ -445,9 +465,13 @@ class RoomService:
     # ----- internals -----------------------------------------------------------------------
 
     def _emit(self, session: Session, message: dict) -> None:
-        if session.conn_id is None:
-            session.outbox.append(message)
-        else:
+        session.event_seq += 1
+        message = {**message, "seq": session.event_seq}
+        replay = session.replay
+        replay.append((session.event_seq, message))
+        if len(replay) > REPLAY_MAX:
+            session.replay_floor = replay.popleft()[0]
+        if session.conn_id is not None:
             self._out.append(Send(session.conn_id, message))
 
     def _room_broadcast(self, room: Room, message: dict, *, exclude: Session | None) -> None:

@@ -25,8 +25,9 @@ REQUESTS: dict[str, dict[str, tuple[type, bool, Any]]] = {
     "play": {"stream_id": (_STR, True, None), "resource_mode": (_INT, False, 0)},
     "stop_play": {"stream_id": (_STR, True, None)},
     "renew_token": {"room_id": (_STR, True, None), "token": (_STR, True, None)},
-    "heartbeat": {},
-    "resume": {"session_id": (_STR, True, None), "resume_token": (_STR, True, None)},
+    "heartbeat": {"ack": (_INT, False, None)},
+    "resume": {"session_id": (_STR, True, None), "resume_token": (_STR, True, None),
+               "last_event_seq": (_INT, False, None)},
 }
 
 
@@ -118,8 +119,8 @@ def dispatch(service: RoomService, conn_id: int, kind: str, f: dict[str, Any], n
     if kind == "renew_token":
         return service.renew_token(conn_id, f["room_id"], f["token"], now, wallclock)
     if kind == "heartbeat":
-        service.heartbeat(conn_id, now)
+        service.heartbeat(conn_id, now, f["ack"])
         return {"now": wallclock}
     if kind == "resume":
-        return service.resume(conn_id, f["session_id"], f["resume_token"], now)
+        return service.resume(conn_id, f["session_id"], f["resume_token"], now, f["last_event_seq"])
     raise AssertionError(f"no handler for {kind}")  # REQUESTS and dispatch disagree: a bug
