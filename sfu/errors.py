@@ -89,6 +89,8 @@ _TABLE: tuple[ErrorInfo, ...] = (
               "Stop another stream or raise the limit in the node's config."),
     ErrorInfo(1003031, "NOT_PUBLISHING", "This session does not publish the stream the request names.",
               "Name a stream this session publishes."),
+    ErrorInfo(1003040, "NO_MEDIA_PORT", "The node has no free UDP port in its RTP port range for a new publisher track.",
+              "Stop unused streams or widen the node's --rtp-ports range."),
     ErrorInfo(1003072, "PUBLISH_PRIVILEGE_DENIED", "The token's payload denies publishing, or lists stream ids that do not include this one.",
               "Issue a token whose payload grants privilege 2 (publish) and lists this stream_id (or no list)."),
     # 1004xxx play
@@ -141,6 +143,7 @@ class ErrorCode(IntEnum):
     STREAM_ID_IN_USE = 1003028
     ROOM_STREAM_LIMIT = 1003030
     NOT_PUBLISHING = 1003031
+    NO_MEDIA_PORT = 1003040
     PUBLISH_PRIVILEGE_DENIED = 1003072
     PLAY_NOT_LOGGED_IN = 1004001
     PLAY_STREAM_ID_INVALID = 1004002

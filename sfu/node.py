@@ -12,6 +12,7 @@ from sfu import __version__
 from sfu.config import Config
 from sfu.media.endpoint import MediaEndpoint
 from sfu.media.router import Router
+from sfu.media.service import MediaService
 from sfu.room import RoomService
 from sfu.signalling.server import SignallingServer
 
@@ -24,7 +25,8 @@ class Node:
         self.service = RoomService(config.apps, config.session)
         self.signalling = SignallingServer(self.service, config.signalling)
         self.router = Router()
-        self.media = MediaEndpoint(self.router, config.node.host, config.node.rtp_ports)
+        self.endpoint = MediaEndpoint(self.router, config.node.host, config.node.rtp_ports)
+        self.media = MediaService(self.router, self.endpoint)
         self._runner: web.AppRunner | None = None
         self.host = config.node.host
         self.port = config.node.port
@@ -47,11 +49,11 @@ class Node:
 
     async def _healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok", "version": __version__,
-                                  "connections": self.signalling.connections, "media_port": self.media.port})
+                                  "connections": self.signalling.connections, "media_port": self.endpoint.port})
 
     async def start(self) -> None:
-        await self.media.start()
-        self.signalling.attach_media(self.router, self.host, self.media.port)
+        await self.endpoint.start()
+        self.signalling.attach_media(self.media)
         self._runner = web.AppRunner(self.make_app(), handle_signals=False, access_log=None)
         await self._runner.setup()
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -66,5 +68,5 @@ class Node:
         await self.signalling.shutdown()
         await self._runner.cleanup()
         self._runner = None
-        await self.media.stop()
+        await self.endpoint.stop()
         self._stopped.set()

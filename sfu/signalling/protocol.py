@@ -20,7 +20,7 @@ REQUESTS: dict[str, dict[str, tuple[type, bool, Any]]] = {
     "login": {"app_id": (_INT, True, None), "room_id": (_STR, True, None), "user": (_OBJ, True, None),
               "token": (_STR, True, None), "is_user_status_notify": (_BOOL, False, False)},
     "logout": {"room_id": (_STR, True, None)},
-    "publish": {"stream_id": (_STR, True, None), "extra_info": (_STR, False, "")},
+    "publish": {"stream_id": (_STR, True, None), "extra_info": (_STR, False, ""), "tracks": (list, False, None)},
     "stop_publish": {"stream_id": (_STR, True, None)},
     "play": {"stream_id": (_STR, True, None), "resource_mode": (_INT, False, 0)},
     "stop_play": {"stream_id": (_STR, True, None)},
@@ -49,7 +49,7 @@ def error(request_id: int | None, exc: SfuError) -> dict:
 
 
 def _typename(t: type) -> str:
-    return {str: "a string", int: "an integer", bool: "a boolean", dict: "an object"}[t]
+    return {str: "a string", int: "an integer", bool: "a boolean", dict: "an object", list: "a list"}[t]
 
 
 def decode(text: str) -> tuple[int, str, dict[str, Any]]:

@@ -16,6 +16,8 @@ from aiohttp import WSMsgType, web
 
 from sfu.config import SignallingConfig
 from sfu.errors import ErrorCode, SfuError
+from sfu.media.endpoint import parse_tracks
+from sfu.media.router import DEFAULT_TRACKS
 from sfu.room import Close, MediaChange, RoomService, Send
 from sfu.signalling import protocol
 from sfu.signalling.ratelimit import TokenBucket
@@ -50,24 +52,26 @@ class SignallingServer:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self.counters = {"frames_in": 0, "frames_rejected": 0, "rate_limited": 0}
-        self.media = None  # the Router, once attached
-        self._media_addr: tuple[str, int] | None = None
+        self.media = None  # the MediaService, once attached
 
-    def attach_media(self, router, host: str, port: int) -> None:
-        self.media = router
-        self._media_addr = (host, port)
+    def attach_media(self, media) -> None:
+        self.media = media
 
-    def _with_media(self, conn_id: int, kind: str, result: dict) -> dict:
-        """Tell a publisher or player where its RTP goes and with which SSRC."""
+    def _with_media(self, conn_id: int, kind: str, fields: dict, result: dict) -> dict:
+        """Tell a publisher where each track's RTP goes, and a player which SSRCs it receives."""
         if self.media is None or kind not in ("publish", "play"):
             return result
         app_id = self.service.app_id_of(conn_id)
-        if kind == "publish":
-            ssrc = self.media.publisher(app_id, result["stream_id"])
-        else:
-            ssrc = self.media.player(app_id, result["stream_id"], self.service.session_id_of(conn_id))
-        host, port = self._media_addr
-        return {**result, "media": {"host": host, "port": port, "ssrc": ssrc}}
+        if kind == "play":
+            media = self.media.play(app_id, result["stream_id"], self.service.session_id_of(conn_id))
+            return {**result, "media": media}
+        specs = parse_tracks(fields["tracks"]) if fields.get("tracks") is not None else DEFAULT_TRACKS
+        try:
+            media = self.media.publish(app_id, result["stream_id"], specs)
+        except SfuError:
+            self.service.stop_publish(conn_id, result["stream_id"], asyncio.get_running_loop().time())
+            raise
+        return {**result, "media": media}
 
     @property
     def connections(self) -> int:
@@ -135,14 +139,17 @@ class SignallingServer:
             return
         self.service.touch(conn.conn_id, now)
         try:
+            if kind == "publish" and fields.get("tracks") is not None:
+                parse_tracks(fields["tracks"])  # refuse bad tracks before the stream is announced
             result = protocol.dispatch(self.service, conn.conn_id, kind, fields, now, time.time())
+            result = self._with_media(conn.conn_id, kind, fields, result)
         except SfuError as e:
             self._send_error(conn, request_id, e)
         except Exception:  # a bug: the session and the node go on
             log.exception("request %s failed", kind)
             self._send_error(conn, request_id, SfuError(ErrorCode.INTERNAL_ERROR))
         else:
-            self._enqueue(conn, protocol.reply(request_id, self._with_media(conn.conn_id, kind, result)))
+            self._enqueue(conn, protocol.reply(request_id, result))
         self._pump()
 
     # ----- outputs -------------------------------------------------------------------------------

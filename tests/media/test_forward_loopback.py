@@ -35,8 +35,11 @@ async def test_publisher_to_two_players(node, connect):
     await host.login("room1", "host")
     pub = (await host.request("publish", stream_id="s1"))["result"]
     media = pub["media"]
-    assert media["host"] == "127.0.0.1" and 40000 <= media["port"] <= 40999
-    dest = (media["host"], media["port"])
+    assert media["host"] == "127.0.0.1"
+    assert [(t["kind"], t["codec"], t["payload_type"]) for t in media["tracks"]] == [("audio", "opus", 111),
+                                                                                 ("video", "VP8", 96)]
+    video = (media["host"], media["tracks"][1]["port"])
+    assert 40000 <= video[1] <= 40999
 
     players = []
     for name in ("v1", "v2"):
@@ -44,8 +47,8 @@ async def test_publisher_to_two_players(node, connect):
         await c.login("room1", name)
         r = (await c.request("play", stream_id="s1", resource_mode=3))["result"]
         t, proto = await udp()
-        players.append((r["media"]["ssrc"], t, proto))
-        assert r["media"]["port"] == media["port"]
+        players.append(([x["ssrc"] for x in r["media"]["tracks"] if x["kind"] == "video"][0], t, proto))
+        dest = (r["media"]["host"], r["media"]["port"])
     pt, _ = await udp()
     # a player latches its address with a receiver report; wait until the node forwards to both
     for ssrc, t, _ in players:
@@ -53,7 +56,7 @@ async def test_publisher_to_two_players(node, connect):
     seq = 1000
     got = {ssrc: [] for ssrc, _, _ in players}
     while any(not g for g in got.values()):
-        pt.sendto(rtp(seq, 90 * seq, media["ssrc"]), dest)
+        pt.sendto(rtp(seq, 90 * seq, 0x1234), video)
         seq += 1
         for ssrc, _, proto in players:
             try:
@@ -68,43 +71,62 @@ async def test_publisher_to_two_players(node, connect):
     # a stranger using the publisher's SSRC from another port is dropped and counted
     stranger, _ = await udp()
     before = node.router.dropped["unbound_source"]
-    stranger.sendto(rtp(seq, 0, media["ssrc"]), dest)
-    pt.sendto(rtp(seq, 0, media["ssrc"]), dest)  # the real publisher's next packet arrives after it
+    stranger.sendto(rtp(seq, 0, 0x1234), video)
+    pt.sendto(rtp(seq, 0, 0x1234), video)  # the real publisher's next packet arrives after it
     for ssrc, _, proto in players:  # once the real packet is through, the stranger's was handled
-        await until_seq(proto, (fields(got[ssrc][0])[1] + seq - 1000) & 0xFFFF)
+        await until_seq(proto, seq)  # a player's first publisher keeps its numbering
     assert node.router.dropped["unbound_source"] == before + 1
 
     # malformed packets are dropped and counted; the node keeps forwarding
     malformed_before = node.router.dropped["malformed"]
     for junk in (b"\x00" * 3, b"\x40" + bytes(20), bytes([0x8F, 96]) + bytes(10), bytes([0xA0, 96]) + bytes(10) + b"\x00"):
-        pt.sendto(junk, dest)
-    pt.sendto(rtp(seq + 1, 0, media["ssrc"]), dest)
+        pt.sendto(junk, video)
+    pt.sendto(rtp(seq + 1, 0, 0x1234), video)
     for ssrc, _, proto in players:
-        await until_seq(proto, (fields(got[ssrc][0])[1] + seq + 1 - 1000) & 0xFFFF)
+        await until_seq(proto, seq + 1)
     assert node.router.dropped["malformed"] == malformed_before + 4
 
     for t in [pt, stranger] + [t for _, t, _ in players]:
         t.close()
 
 
-async def test_stopping_a_stream_stops_its_media(node, connect):
+async def test_stopping_a_stream_closes_its_ports_and_a_new_publish_flows(node, connect):
     host, viewer = await connect(node), await connect(node)
     await host.login("room1", "host")
     await viewer.login("room1", "viewer")
-    media = (await host.request("publish", stream_id="s1"))["result"]["media"]
-    dest = (media["host"], media["port"])
+    tracks = [{"kind": "video", "codec": "H264", "payload_type": 102}]
+    media = (await host.request("publish", stream_id="s1", tracks=tracks))["result"]["media"]
+    assert [(t["kind"], t["codec"]) for t in media["tracks"]] == [("video", "H264")]
+    old = (media["host"], media["tracks"][0]["port"])
     play = (await viewer.request("play", stream_id="s1", resource_mode=3))["result"]["media"]
+    vssrc = [t["ssrc"] for t in play["tracks"] if t["kind"] == "video"][0]
     vt, vproto = await udp()
-    vt.sendto(rtcp_rr(play["ssrc"]), dest)
-    pt, _ = await udp()
+    vt.sendto(rtcp_rr(vssrc), (play["host"], play["port"]))
     assert (await host.request("stop_publish", stream_id="s1"))["type"] == "reply"
-    before = node.router.dropped["unknown_ssrc"]
-    pt.sendto(rtp(1, 0, media["ssrc"]), dest)  # the old SSRC: no longer bound
-    again = (await host.request("publish", stream_id="s1"))["result"]["media"]
-    assert again["ssrc"] != media["ssrc"]
-    pt.sendto(rtp(50, 0, again["ssrc"]), dest)  # same socket: handled after the stale one
+    again = (await host.request("publish", stream_id="s1", tracks=tracks))["result"]["media"]
+    new = (again["host"], again["tracks"][0]["port"])
+    pt, _ = await udp()
+    pt.sendto(rtp(50, 0, 9, pt=102), new)
     data = await asyncio.wait_for(vproto.queue.get(), 5)
-    assert fields(data)[3] == play["ssrc"]
-    assert node.router.dropped["unknown_ssrc"] == before + 1
+    assert fields(data)[0] == 102 and fields(data)[3] == vssrc
+    if new != old:  # the old port was closed (unless it was reused for the new track)
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        probe.bind(old)  # free again: binding it succeeds
+        probe.close()
     pt.close()
     vt.close()
+
+
+async def test_bad_tracks_are_refused_before_the_stream_is_announced(node, connect):
+    host, watcher = await connect(node), await connect(node)
+    await watcher.login("room1", "watcher")
+    await host.login("room1", "host")
+    for tracks, fragment in [([], "non-empty"), ([{"kind": "video", "codec": "VP8", "payload_type": 5}], "96-127"),
+                             ([{"kind": "screen", "codec": "VP8", "payload_type": 96}], "kind"),
+                             ([{"kind": "audio", "codec": "VP8", "payload_type": 96}], "codec"),
+                             ("x", "must be a list")]:
+        r = await host.request("publish", stream_id="s1", tracks=tracks)
+        assert r["type"] == "error" and fragment in r["message"], r
+    assert node.service.room_streams(1234567890, "room1") == []
+    assert (await watcher.request("heartbeat"))["type"] == "reply"
+    assert not [e for e in watcher.events if e["event"] == "room_stream_update"]

@@ -1,0 +1,50 @@
+"""The media plane's control surface for signalling and the HTTP API: Router + endpoint together."""
+
+from __future__ import annotations
+
+from sfu.media.endpoint import MediaEndpoint
+from sfu.media.router import Addr, Router, TrackSpec
+
+
+class MediaService:
+    def __init__(self, router: Router, endpoint: MediaEndpoint) -> None:
+        self.router = router
+        self.endpoint = endpoint
+        self._ports: dict[int, int] = {}  # publisher track id -> port
+
+    @property
+    def host(self) -> str:
+        return self.endpoint.host
+
+    def publish(self, app_id: int, stream_id: str, specs: tuple[TrackSpec, ...]) -> dict:
+        """Ports for a stream's publisher tracks (opened now, or already open for this publisher)."""
+        existing = self.router.publisher_tracks(app_id, stream_id)
+        if not existing:
+            ids = self.router.add_publisher(app_id, stream_id, specs)
+            try:
+                self._ports.update(self.endpoint.open_tracks(ids))
+            except Exception:
+                self.router.end_stream(app_id, stream_id)
+                raise
+            existing = self.router.publisher_tracks(app_id, stream_id)
+        return {"host": self.host, "tracks": [
+            {"kind": spec.kind, "codec": spec.codec, "payload_type": spec.payload_type, "port": self._ports[tid]}
+            for tid, spec in existing]}
+
+    def play(self, app_id: int, stream_id: str, session_id: str, addrs: dict[str, Addr] | None = None) -> dict:
+        ssrcs = self.router.add_player(app_id, stream_id, session_id, addrs)
+        return {"host": self.host, "port": self.endpoint.port,
+                "tracks": [{"kind": kind, "ssrc": ssrc} for kind, ssrc in ssrcs.items()]}
+
+    def end_stream(self, app_id: int, stream_id: str) -> None:
+        ids = self.router.end_stream(app_id, stream_id)
+        self.endpoint.close_tracks(ids)
+        for tid in ids:
+            self._ports.pop(tid, None)
+
+    def on_change(self, change) -> None:
+        """A MediaChange from the room service."""
+        if change.kind == "stream_ended":
+            self.end_stream(change.app_id, change.stream_id)
+        elif change.kind == "player_removed":
+            self.router.remove_player(change.app_id, change.stream_id, change.session_id)
