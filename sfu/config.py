@@ -47,6 +47,7 @@ class SessionConfig:
     auth_timeout: float = 10.0
     user_event_batch_interval: float = 0.05
     token_warning: float = 30.0
+    rtp_idle_timeout: float = 10.0  # an HTTP API publish session ends after this long without packets
 
 
 @dataclass(frozen=True)

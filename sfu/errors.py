@@ -47,6 +47,10 @@ _TABLE: tuple[ErrorInfo, ...] = (
               "Send login or resume right after connecting."),
     ErrorInfo(1000036, "INVALID_ARGUMENT", "A field has a value outside its allowed range or format.",
               "Fix the value named in the message."),
+    ErrorInfo(1000037, "SESSION_NOT_FOUND", "The HTTP API session id is not known (never made, ended, or timed out).",
+              "Use the session_id returned by POST /api/v1/publish or /api/v1/play."),
+    ErrorInfo(1000038, "UNAUTHORIZED", "The HTTP API request has no `Authorization: Bearer <token>` header.",
+              "Send the user's token as a bearer token."),
     ErrorInfo(1000050, "INTERNAL_ERROR", "The node failed to handle a valid request (a bug).",
               "Report it with the node's log; the session is unaffected."),
     ErrorInfo(1000060, "SERVER_SHUTTING_DOWN", "The node is shutting down and closed the session.",
@@ -123,6 +127,8 @@ class ErrorCode(IntEnum):
     UNKNOWN_MESSAGE_TYPE = 1000034
     AUTH_TIMEOUT = 1000035
     INVALID_ARGUMENT = 1000036
+    SESSION_NOT_FOUND = 1000037
+    UNAUTHORIZED = 1000038
     INTERNAL_ERROR = 1000050
     SERVER_SHUTTING_DOWN = 1000060
     ROOM_COUNT_EXCEED = 1002001

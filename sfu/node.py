@@ -10,6 +10,7 @@ from aiohttp import web
 
 from sfu import __version__
 from sfu.config import Config
+from sfu.http_api import HttpApi
 from sfu.media.endpoint import MediaEndpoint
 from sfu.media.router import Router
 from sfu.media.service import MediaService
@@ -27,6 +28,9 @@ class Node:
         self.router = Router()
         self.endpoint = MediaEndpoint(self.router, config.node.host, config.node.rtp_ports)
         self.media = MediaService(self.router, self.endpoint)
+        s = config.session
+        self.http_api = HttpApi(self.service, self.signalling, self.media, s.rtp_idle_timeout,
+                                keepalive_interval=min(1.0, s.heartbeat_interval, s.rtp_idle_timeout / 4))
         self._runner: web.AppRunner | None = None
         self.host = config.node.host
         self.port = config.node.port
@@ -45,6 +49,7 @@ class Node:
         app = web.Application(client_max_size=1 << 20)
         app.router.add_get("/ws", self.signalling.handle)
         app.router.add_get("/healthz", self._healthz)
+        self.http_api.routes(app)
         return app
 
     async def _healthz(self, request: web.Request) -> web.Response:
@@ -54,6 +59,7 @@ class Node:
     async def start(self) -> None:
         await self.endpoint.start()
         self.signalling.attach_media(self.media)
+        self.http_api.start()
         self._runner = web.AppRunner(self.make_app(), handle_signals=False, access_log=None)
         await self._runner.setup()
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -65,6 +71,7 @@ class Node:
     async def stop(self) -> None:
         if self._runner is None:
             return
+        await self.http_api.stop()
         await self.signalling.shutdown()
         await self._runner.cleanup()
         self._runner = None

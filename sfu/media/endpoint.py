@@ -70,65 +70,88 @@ class MediaEndpoint:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._used: set[int] = set()
-        self._tracks: dict[int, tuple[int, asyncio.DatagramTransport | socket.socket]] = {}
+        self._tracks: dict[int, list] = {}  # track id -> [port, sockets or transports]
 
-    def _bind(self) -> socket.socket:
+    def _socket(self, port: int) -> socket.socket | None:
+        sock = socket.socket(self._family, socket.SOCK_DGRAM)
+        try:
+            sock.bind((self.host, port))
+        except OSError:
+            sock.close()
+            return None
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        sock.setblocking(False)
+        return sock
+
+    def _bind(self, pair: bool = False) -> list[socket.socket]:
+        """One port, or with `pair` an even port and the next (RTP, and RTCP for senders without rtcp-mux)."""
         lo, hi = self.port_range
-        for port in range(lo, hi + 1):
-            if port in self._used:
+        for port in range(lo + (lo % 2 if pair else 0), hi + 1 - (1 if pair else 0), 2 if pair else 1):
+            if port in self._used or (pair and port + 1 in self._used):
                 continue
-            sock = socket.socket(self._family, socket.SOCK_DGRAM)
-            try:
-                sock.bind((self.host, port))
-            except OSError:
-                sock.close()
+            first = self._socket(port)
+            if first is None:
                 continue
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-            sock.setblocking(False)
-            self._used.add(port)
-            return sock
-        raise SfuError(ErrorCode.NO_MEDIA_PORT, f"no free UDP port in {lo}-{hi} on {self.host}")
+            if not pair:
+                self._used.add(port)
+                return [first]
+            second = self._socket(port + 1)
+            if second is None:
+                first.close()
+                continue
+            self._used.update((port, port + 1))
+            return [first, second]
+        raise SfuError(ErrorCode.NO_MEDIA_PORT, f"no free UDP port{' pair' if pair else ''} in {lo}-{hi} on {self.host}")
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         try:
-            sock = self._bind()
+            (sock,) = self._bind()
         except SfuError as e:
             raise OSError(0, e.message) from None
         self.port = sock.getsockname()[1]
         self.shared, _ = await self.loop.create_datagram_endpoint(lambda: _Protocol(self, SHARED), sock=sock)
 
     def open_tracks(self, track_ids: list[int]) -> dict[int, int]:
-        """Bind a port for each publisher track; returns track id -> port."""
+        """Bind an even port and the next for each publisher track; returns track id -> the even port.
+
+        RTP and RTCP may both go to the even port (rtcp-mux); RTCP to the odd one is taken too, for
+        tools such as ffmpeg and GStreamer that send it to port + 1 by default.
+        """
         ports = {}
         try:
             for tid in track_ids:
-                sock = self._bind()
-                ports[tid] = sock.getsockname()[1]
-                self._tracks[tid] = (ports[tid], sock)
-                self.loop.create_task(self._serve(tid, sock))
+                socks = self._bind(pair=True)
+                ports[tid] = socks[0].getsockname()[1]
+                self._tracks[tid] = [ports[tid], socks]
+                self.loop.create_task(self._serve(tid, socks))
         except SfuError:
             self.close_tracks(list(ports))
             raise
         return ports
 
-    async def _serve(self, tid: int, sock: socket.socket) -> None:
-        if tid not in self._tracks:  # closed before it was served
-            return
-        transport, _ = await self.loop.create_datagram_endpoint(lambda: _Protocol(self, tid), sock=sock)
+    async def _serve(self, tid: int, socks: list[socket.socket]) -> None:
+        handles = []
+        for sock in socks:
+            if tid not in self._tracks:  # closed before it was served
+                break
+            transport, _ = await self.loop.create_datagram_endpoint(lambda: _Protocol(self, tid), sock=sock)
+            handles.append(transport)
         if tid in self._tracks:
-            self._tracks[tid] = (self._tracks[tid][0], transport)
+            self._tracks[tid][1] = handles
         else:
-            transport.close()
+            for h in handles:
+                h.close()
 
     def close_tracks(self, track_ids: list[int]) -> None:
         for tid in track_ids:
             entry = self._tracks.pop(tid, None)
             if entry is None:
                 continue
-            port, handle = entry
-            handle.close()
-            self._used.discard(port)
+            port, handles = entry
+            for h in handles:
+                h.close()
+            self._used.difference_update((port, port + 1))
 
     async def stop(self) -> None:
         self.close_tracks(list(self._tracks))

@@ -5,17 +5,18 @@ NACK, RTCP translation, a Cython fan-out with sendmmsg) from the parts in docs/m
 
 Rules:
 - A stream has publisher tracks (one per kind: audio, video). Each publisher track has its own
-  node port (`socket` key = its track id): whatever arrives there belongs to that track, whatever
-  its SSRC (stock tools pick their own). The first RTP packet latches the source address; packets
-  from any other address are dropped (`unbound_source`).
+  node ports (`socket` key = its track id; an even port and the next, for RTCP without rtcp-mux):
+  whatever arrives there belongs to that track, whatever its SSRC (stock tools pick their own). The
+  first RTP packet latches the source address; RTP from any other address, and RTCP from other
+  than that address or its port + 1, are dropped (`unbound_source`).
 - A player has one player track per publisher kind, each with a node-assigned SSRC. Media leaves
   from the shared socket (key `SHARED`) to the player track's address: given up front (the HTTP
   API), or latched when the player sends an RTCP packet (a receiver report) or RTP packet whose
   sender SSRC is its track's SSRC to the shared socket. Anything else on the shared socket is
   dropped (`unknown_ssrc`).
 - Each RTP packet is parsed once (the compiled parser, `sfu.rtp.header`), then copied per player
-  and rewritten in place: the player track's SSRC and a sequence number contiguous for that
-  player from its first packet, across a publisher's restart.
+  and rewritten in place: the player track's SSRC, its payload type (when it asked for one), and a
+  sequence number contiguous for that player from its first packet, across a publisher's restart.
 - Datagrams that do not parse are dropped (`malformed`). Nothing raises on bad input.
 """
 
@@ -53,6 +54,7 @@ DEFAULT_TRACKS = (TrackSpec("audio", "opus", 111), TrackSpec("video", "VP8", 96)
 class _PlayerTrack:
     ssrc: int
     addr: Addr | None = None
+    payload_type: int | None = None  # None: the publisher's
     epoch: int = -1  # the publisher epoch its offset was set for
     seq_offset: int = 0
     last_out_seq: int | None = None
@@ -117,8 +119,12 @@ class Router:
         return [(t.track_id, t.spec) for t in stream.tracks.values()] if stream else []
 
     def add_player(self, app_id: int, stream_id: str, session_id: str,
-                   addrs: dict[str, Addr] | None = None) -> dict[str, int]:
-        """A player's tracks (one per kind); returns kind -> the SSRC it receives with."""
+                   addrs: dict[str, Addr] | None = None,
+                   payload_types: dict[str, int] | None = None) -> dict[str, int]:
+        """A player's tracks (one per kind); returns kind -> the SSRC it receives with.
+
+        `payload_types` maps a kind to the payload type the player expects (default: the publisher's).
+        """
         key = (app_id, stream_id)
         stream = self._streams.setdefault(key, _Stream())
         tracks = stream.players.get(session_id)
@@ -131,6 +137,8 @@ class Router:
                     stream.tracks[kind].players.append(pt)
         for kind, addr in (addrs or {}).items():
             tracks[kind].addr = addr
+        for kind, pt in (payload_types or {}).items():
+            tracks[kind].payload_type = pt
         return {kind: pt.ssrc for kind, pt in tracks.items()}
 
     def end_stream(self, app_id: int, stream_id: str) -> list[int]:
@@ -186,11 +194,15 @@ class Router:
         if track is None:  # a port being closed
             self.dropped["unknown_ssrc"] += 1
             return []
+        if is_rtcp(data):
+            # RTCP comes from the bound source, or from its port + 1 (senders without rtcp-mux)
+            bound = track.addr
+            if bound is not None and addr != bound and not (addr[0] == bound[0] and addr[1] == bound[1] + 1):
+                self.dropped["unbound_source"] += 1
+            return []  # sender reports: used by the media issue's SR translation
         if track.addr is not None and track.addr != addr:
             self.dropped["unbound_source"] += 1
             return []
-        if is_rtcp(data):
-            return []  # sender reports: used by the media issue's SR translation
         try:
             header = parse_rtp(data)
         except RtpParseError:
@@ -211,7 +223,8 @@ class Router:
             seq = (in_seq + p.seq_offset) & 0xFFFF
             p.last_out_seq = seq
             buf = bytearray(data)
-            rewrite_rtp(buf, p.ssrc, seq, header.timestamp, header.payload_type)
+            rewrite_rtp(buf, p.ssrc, seq, header.timestamp,
+                        header.payload_type if p.payload_type is None else p.payload_type)
             out.append((bytes(buf), p.addr))
         self.counters["packets_out"] += len(out)
         self.counters["bytes_out"] += len(out) * len(data)

@@ -31,8 +31,9 @@ class MediaService:
             {"kind": spec.kind, "codec": spec.codec, "payload_type": spec.payload_type, "port": self._ports[tid]}
             for tid, spec in existing]}
 
-    def play(self, app_id: int, stream_id: str, session_id: str, addrs: dict[str, Addr] | None = None) -> dict:
-        ssrcs = self.router.add_player(app_id, stream_id, session_id, addrs)
+    def play(self, app_id: int, stream_id: str, session_id: str, addrs: dict[str, Addr] | None = None,
+             payload_types: dict[str, int] | None = None) -> dict:
+        ssrcs = self.router.add_player(app_id, stream_id, session_id, addrs, payload_types)
         return {"host": self.host, "port": self.endpoint.port,
                 "tracks": [{"kind": kind, "ssrc": ssrc} for kind, ssrc in ssrcs.items()]}
 

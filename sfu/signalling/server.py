@@ -88,7 +88,7 @@ class SignallingServer:
                                               loop.time()))
         self._conns[conn_id] = conn
         conn.writer = asyncio.create_task(self._write(conn), name=f"sfu-ws-writer-{conn_id}")
-        self._pump()
+        self.pump()
         try:
             async for msg in ws:
                 if conn.closing:
@@ -103,7 +103,7 @@ class SignallingServer:
             if not conn.closing:  # the peer went away: the session (if any) is detached
                 conn.closing = True
                 self.service.disconnect(conn_id, loop.time())
-                self._pump()
+                self.pump()
             conn.queue.append(None)
             conn.wake.set()
             await asyncio.shield(conn.writer)
@@ -150,7 +150,7 @@ class SignallingServer:
             self._send_error(conn, request_id, SfuError(ErrorCode.INTERNAL_ERROR))
         else:
             self._enqueue(conn, protocol.reply(request_id, result))
-        self._pump()
+        self.pump()
 
     # ----- outputs -------------------------------------------------------------------------------
 
@@ -198,7 +198,7 @@ class SignallingServer:
                 except (ConnectionError, RuntimeError):
                     pass
 
-    def _pump(self) -> None:
+    def pump(self) -> None:
         """Drain the core's outputs and re-arm its timer."""
         service = self.service
         while (out := service.next_output()) is not None:
@@ -228,12 +228,12 @@ class SignallingServer:
         self._timer = None
         self._timer_at = None
         self.service.handle_timer(asyncio.get_running_loop().time())
-        self._pump()
+        self.pump()
 
     async def shutdown(self, timeout: float = 2.0) -> None:
         """Tell every session the node stops and close the sockets."""
         self.service.shutdown(asyncio.get_running_loop().time())
-        self._pump()
+        self.pump()
         writers = [c.writer for c in self._conns.values() if c.writer is not None]
         if writers:
             await asyncio.wait(writers, timeout=timeout)

@@ -97,3 +97,22 @@ def test_track_rules(router):
     router.add_publisher(1, "s1", VIDEO_ONLY)
     with pytest.raises(ValueError):
         router.add_publisher(1, "s1", VIDEO_ONLY)
+
+
+def test_player_payload_type_mapping(router):
+    (video,) = router.add_publisher(1, "s1", (TrackSpec("video", "H264", 102),))
+    router.add_player(1, "s1", "sa", {"video": P1}, {"video": 96})
+    router.add_player(1, "s1", "sb", {"video": P2})
+    out = router.on_datagram(video, rtp(1, 0, 1, pt=102), PUB, 0.0)
+    assert [fields(d)[0] for d, _ in out] == [96, 102]
+
+
+def test_rtcp_from_the_bound_source_or_its_next_port(router):
+    (video,) = router.add_publisher(1, "s1", VIDEO_ONLY)
+    router.on_datagram(video, rtp(1, 0, 1), PUB, 0.0)
+    sr = bytes([0x80, 200, 0, 6]) + bytes(24)
+    assert router.on_datagram(video, sr, PUB, 0.0) == []
+    assert router.on_datagram(video, sr, ("127.0.0.1", PUB[1] + 1), 0.0) == []
+    assert router.dropped["unbound_source"] == 0
+    router.on_datagram(video, sr, ("127.0.0.1", PUB[1] + 2), 0.0)
+    assert router.dropped["unbound_source"] == 1

@@ -1,0 +1,303 @@
+"""The L3 jitter buffer: repair and smooth one publisher track once, for all its L3 players.
+
+A sans-IO core (STYLE.md): every input carries `now` (monotonic seconds); it never reads a clock.
+Inputs: `push(packet, now)`, `set_rtt(rtt)`. Outputs: `poll(now)` (frames due), `next_timer()`,
+`take_keyframe_needed()`, `take_delay_samples()`, `counters`.
+
+Rules (DESIGN.md §2, "The L3 timeline"):
+
+1. Frames. Packets are grouped by RTP timestamp into frames. Frames occupy disjoint runs of
+   `ext_seq`, so they are ordered by sequence number: the order the publisher encoded and sent
+   them, which is timestamp order for every codec without B-frames (all real-time ones).
+   A frame is complete when it has its frame_start packet, its marker packet and every ext_seq
+   between them. Audio mode: every packet is a complete frame whatever its flags.
+2. Push. A packet whose ext_seq is already held is a duplicate (counted, ignored). A packet of a
+   frame already released or dropped (its ext_seq is at or below the highest one finished, or its
+   timestamp is one of the last `_FINISHED_MEMORY` finished frames) is late (counted, ignored);
+   so is a packet that arrives after its frame's release time when poll has not run yet, so
+   that what is released does not depend on when the caller polls. ext_seq must only grow
+   along the stream: a publisher that restarts in a new sequence space needs a new buffer.
+3. Jitter. One sample per frame: the first packet to arrive of each frame, unless it is a
+   retransmission. RFC 3550 §6.4.1 in seconds: D = (a_j - a_i) - (ts_j - ts_i) / clock_rate,
+   J += (|D| - J) / 16. A |D| of `_DISCONTINUITY` (1 s) or more is a restart or timestamp jump,
+   not jitter: it only moves the reference.
+4. Target delay. desired = clamp(jitter_factor * J + (rtt if rtt_allowance else 0) + margin,
+   min_delay, max_delay), margin 10 ms, rtt 0 until `set_rtt`. The target follows a rise at
+   once; it falls towards a lower desired value by at most `decay` (20 ms per second of `now`).
+   It is recomputed whenever a new frame is first seen.
+5. Release time, fixed when a frame is first seen: first_arrival + target. It is then clamped
+   between the release times of its neighbours in sequence order, so release times never
+   decrease along the stream; the clamp only acts on a frame first seen after a later one (a
+   whole frame reordered, or lost and retransmitted), whose release time becomes the next
+   frame's. (Because the target falls slower than time passes, frames seen in order need no
+   clamp.) All L3 players read this one timeline: that is the sync.
+6. Poll. `poll(now)` takes the frames due (release time <= now) in order. Audio: a complete frame
+   is released, an incomplete one dropped alone. Video, per due frame:
+   - complete, but not starting where the previous finished frame ended (a whole frame lost
+     in between): the gap counts as one dropped incomplete frame and breaks the chain, unless
+     this frame is a keyframe; then the cases below apply;
+   - incomplete: dropped (frames_dropped_incomplete), the chain is broken;
+   - complete keyframe: released, the chain is whole again;
+   - complete, chain broken: dropped (frames_dropped_dependency);
+   - complete, chain whole: released.
+   The chain starts broken (a decoder needs a keyframe first). A dropped frame raises
+   keyframe_needed once per broken chain (`take_keyframe_needed()`); repeating the request is
+   the KeyframeRequester's job (`waiting_for_keyframe` says the chain is still broken).
+   A frame is never released before an earlier one, and never held past its own release time:
+   an earlier frame's release time comes first, and there it is released or dropped.
+7. Memory. At most `max_frames` pending frames and `max_packets` pending packets: past either,
+   the oldest pending frame is dropped (frames_dropped_overflow) and the chain is broken.
+   `delay_samples` keeps the last `_DELAY_SAMPLES` release delays (release_time - first_arrival)
+   for the L3 buffer-delay histogram; `take_delay_samples()` drains them.
+8. Counters: packets, duplicates, packets_late, frames_released, frames_dropped_incomplete,
+   frames_dropped_dependency, frames_dropped_overflow, keyframes_needed.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import deque
+from dataclasses import dataclass
+
+from sfu.media.packet import Frame, MediaPacket
+
+_FINISHED_MEMORY = 128  # timestamps of finished frames remembered, to call their packets late
+_DISCONTINUITY = 1.0  # seconds of transit change taken as a discontinuity, not jitter
+_DELAY_SAMPLES = 4096
+
+
+@dataclass(slots=True, frozen=True)
+class Released:
+    frame: Frame
+    release_time: float
+
+
+class _Pending:
+    __slots__ = ("timestamp", "order", "packets", "start", "end", "keyframe", "first_arrival", "release_time")
+
+    def __init__(self, packet: MediaPacket, release_time: float) -> None:
+        self.timestamp = packet.timestamp
+        self.order = packet.ext_seq  # sort key among pending frames, fixed at first sight
+        self.packets: dict[int, MediaPacket] = {}
+        self.start: int | None = None  # ext_seq of the frame_start packet
+        self.end: int | None = None  # ext_seq of the marker packet
+        self.keyframe = False
+        self.first_arrival = packet.arrival
+        self.release_time = release_time
+
+    def add(self, packet: MediaPacket, audio: bool) -> None:
+        seq = packet.ext_seq
+        self.packets[seq] = packet
+        if packet.frame_start or audio:
+            self.start = seq if self.start is None else min(self.start, seq)
+        if packet.marker or audio:
+            self.end = seq if self.end is None else max(self.end, seq)
+        self.keyframe = self.keyframe or packet.keyframe
+
+    def complete(self) -> bool:
+        if self.start is None or self.end is None or self.end < self.start:
+            return False
+        return all(s in self.packets for s in range(self.start, self.end + 1))
+
+    def to_frame(self) -> Frame:
+        seqs = sorted(self.packets)
+        return Frame(self.timestamp, seqs[0], seqs[-1], [self.packets[s] for s in seqs],
+                     self.keyframe, self.first_arrival)
+
+
+class JitterBuffer:
+    def __init__(self, clock_rate: int, *, min_delay: float = 0.02, max_delay: float = 0.5,
+                 rtt_allowance: bool = True, jitter_factor: float = 3.0, audio: bool = False,
+                 margin: float = 0.010, decay: float = 0.020,
+                 max_frames: int = 256, max_packets: int = 4096) -> None:
+        if clock_rate <= 0 or not 0 <= min_delay <= max_delay:
+            raise ValueError("need clock_rate > 0 and 0 <= min_delay <= max_delay")
+        self.clock_rate = clock_rate
+        self.min_delay, self.max_delay = min_delay, max_delay
+        self.rtt_allowance, self.jitter_factor = rtt_allowance, jitter_factor
+        self.audio, self.margin, self.decay = audio, margin, decay
+        self.max_frames, self.max_packets = max_frames, max_packets
+        self.jitter = 0.0  # seconds, RFC 3550 estimate
+        self.rtt = 0.0
+        self._target: float | None = None
+        self._target_at = 0.0  # `now` of the last target update
+        self._last_sample: tuple[float, int] | None = None  # (arrival, timestamp)
+        self._frames: dict[int, _Pending] = {}  # pending, by RTP timestamp
+        self._order: list[_Pending] = []  # the same, by sequence order
+        self._packet_count = 0
+        self._floor: int | None = None  # highest ext_seq of a finished frame
+        self._expect: int | None = None  # ext_seq the next frame must start at, if known
+        self._finished: deque[int] = deque(maxlen=_FINISHED_MEMORY)
+        self._last_release = float("-inf")
+        self._waiting = not audio  # the dependency chain is broken until a keyframe
+        self._requested = False  # keyframe_needed already raised for this break
+        self._keyframe_needed = False
+        self.delay_samples: deque[float] = deque(maxlen=_DELAY_SAMPLES)
+        self.counters: dict[str, int] = dict.fromkeys((
+            "packets", "duplicates", "packets_late", "frames_released", "frames_dropped_incomplete",
+            "frames_dropped_dependency", "frames_dropped_overflow", "keyframes_needed"), 0)
+
+    # -- inputs -------------------------------------------------------------------------------
+
+    def set_rtt(self, rtt: float) -> None:
+        self.rtt = max(0.0, rtt)
+
+    def push(self, packet: MediaPacket, now: float) -> None:
+        self.counters["packets"] += 1
+        seq, ts = packet.ext_seq, packet.timestamp
+        frame = self._frames.get(ts)
+        if frame is not None:
+            if seq in frame.packets:
+                self.counters["duplicates"] += 1
+                return
+            if frame.release_time < now:  # due already, whether or not poll has run
+                self.counters["packets_late"] += 1
+                return
+        elif (self._floor is not None and seq <= self._floor) or ts in self._finished:
+            self.counters["packets_late"] += 1
+            return
+        else:
+            frame = self._new_frame(packet, now)
+        frame.add(packet, self.audio)
+        self._packet_count += 1
+        while len(self._order) > self.max_frames or self._packet_count > self.max_packets:
+            dropped = self._order.pop(0)
+            del self._frames[dropped.timestamp]
+            self._packet_count -= len(dropped.packets)
+            self.counters["frames_dropped_overflow"] += 1
+            self._break_chain(request=True)
+            self._finish(dropped)
+
+    def _new_frame(self, packet: MediaPacket, now: float) -> _Pending:
+        if not packet.is_retransmission:
+            self._sample_jitter(packet)
+        target = self._update_target(now)
+        i = bisect_right([f.order for f in self._order], packet.ext_seq)
+        release = packet.arrival + target
+        if i < len(self._order):
+            release = min(release, self._order[i].release_time)
+        release = max(release, self._order[i - 1].release_time if i else self._last_release)
+        frame = _Pending(packet, release)
+        self._frames[packet.timestamp] = frame
+        self._order.insert(i, frame)
+        return frame
+
+    def _sample_jitter(self, packet: MediaPacket) -> None:
+        last, self._last_sample = self._last_sample, (packet.arrival, packet.timestamp)
+        if last is None:
+            return
+        dts = (packet.timestamp - last[1]) & 0xFFFFFFFF
+        if dts >= 0x80000000:
+            dts -= 0x100000000
+        d = (packet.arrival - last[0]) - dts / self.clock_rate
+        if abs(d) < _DISCONTINUITY:
+            self.jitter += (abs(d) - self.jitter) / 16
+
+    def _desired(self) -> float:
+        rtt = self.rtt if self.rtt_allowance else 0.0
+        return min(max(self.jitter_factor * self.jitter + rtt + self.margin, self.min_delay), self.max_delay)
+
+    def _update_target(self, now: float) -> float:
+        desired = self._desired()
+        if self._target is None or desired >= self._target:
+            self._target = desired
+        else:
+            self._target = max(desired, self._target - self.decay * max(0.0, now - self._target_at))
+        self._target_at = now
+        return self._target
+
+    # -- outputs ------------------------------------------------------------------------------
+
+    @property
+    def target_delay(self) -> float:
+        """The target delay as last computed (when the newest frame was first seen)."""
+        return self._desired() if self._target is None else self._target
+
+    @property
+    def waiting_for_keyframe(self) -> bool:
+        return self._waiting
+
+    def next_timer(self) -> float | None:
+        return self._order[0].release_time if self._order else None
+
+    def poll(self, now: float) -> list[Released]:
+        out: list[Released] = []
+        while self._order and self._order[0].release_time <= now:
+            f = self._order.pop(0)
+            del self._frames[f.timestamp]
+            self._packet_count -= len(f.packets)
+            if self._decide(f):
+                frame = f.to_frame()
+                out.append(Released(frame, f.release_time))
+                self.counters["frames_released"] += 1
+                self.delay_samples.append(f.release_time - f.first_arrival)
+            self._finish(f)
+        return out
+
+    def _decide(self, f: _Pending) -> bool:
+        """Rule 6: whether a due frame is released; counts and chain bookkeeping otherwise."""
+        complete = f.complete()
+        if self.audio:
+            if not complete:
+                self.counters["frames_dropped_incomplete"] += 1
+            return complete
+        if complete and self._expect is not None and f.start != self._expect:  # a hole before it
+            self.counters["frames_dropped_incomplete"] += 1
+            if not f.keyframe:
+                self._break_chain(request=False)
+        if not complete:
+            self.counters["frames_dropped_incomplete"] += 1
+            self._break_chain(request=True)
+            return False
+        if f.keyframe:
+            self._waiting = self._requested = False
+            return True
+        if self._waiting:
+            self.counters["frames_dropped_dependency"] += 1
+            self._break_chain(request=True)
+            return False
+        return True
+
+    def _break_chain(self, *, request: bool) -> None:
+        if self.audio:
+            return
+        self._waiting = True
+        if request and not self._requested:
+            self._requested = self._keyframe_needed = True
+            self.counters["keyframes_needed"] += 1
+
+    def _finish(self, f: _Pending) -> None:
+        last = max(f.packets)
+        self._floor = last if self._floor is None else max(self._floor, last)
+        self._expect = max(f.end, last) + 1 if f.end is not None else None
+        self._finished.append(f.timestamp)
+        self._last_release = max(self._last_release, f.release_time)
+
+    def take_keyframe_needed(self) -> bool:
+        needed, self._keyframe_needed = self._keyframe_needed, False
+        return needed
+
+    def take_delay_samples(self) -> list[float]:
+        samples = list(self.delay_samples)
+        self.delay_samples.clear()
+        return samples
+
+    def missing(self, now: float) -> list[int]:
+        """ext_seqs not yet arrived between the last finished frame and the newest pending packet
+        that can still be repaired: in, or just before, a frame whose release time is after now.
+        At most `max_packets` of them."""
+        out: list[int] = []
+        expect = self._floor + 1 if self._floor is not None else None
+        for f in self._order:
+            seqs = f.packets.keys()
+            lo, hi = min(seqs), max(seqs)
+            if f.start is not None:
+                lo = min(lo, f.start)
+            if expect is not None:
+                lo = min(lo, expect)
+            if f.release_time > now:
+                out.extend(s for s in range(lo, min(hi + 1, lo + self.max_packets)) if s not in f.packets)
+                if len(out) >= self.max_packets:
+                    return out[:self.max_packets]
+            expect = hi + 1
+        return out

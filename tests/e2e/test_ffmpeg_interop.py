@@ -1,0 +1,52 @@
+"""ffmpeg publishes to the node over plain RTP; ffmpeg plays from the node's SDP. Real processes."""
+
+import asyncio
+
+import aiohttp
+import pytest
+
+from tests.conftest import APP_ID, make_token
+from tests.e2e.ffmpeg import Player, free_rtp_port, publish_args
+
+pytestmark = pytest.mark.slow
+
+
+async def post(http, node, path, user, body):
+    async with http.post(node.http_url + path, json=body, headers={"Authorization": "Bearer " + make_token(user)}) as r:
+        assert r.status == 201, await r.text()
+        return await r.json()
+
+
+@pytest.mark.parametrize("codec, mode", [("VP8", "rtc"), ("VP8", "l3"), ("H264", "rtc")])
+async def test_ffmpeg_publisher_to_ffmpeg_player(node, tmp_path, codec, mode):
+    # ffmpeg's own H.264 RTP player (without the node between) decodes all but the last ~5 frames of a
+    # stream, so the stream is long enough for 95% to measure the node, not that tail.
+    frames = 150
+    async with aiohttp.ClientSession() as http:
+        tracks = [{"kind": "video", "codec": codec, "payload_type": 96}]
+        if codec == "VP8":
+            tracks.append({"kind": "audio", "codec": "opus", "payload_type": 111})
+        pub = await post(http, node, "/api/v1/publish", "cam",
+                         {"app_id": APP_ID, "room_id": "room1", "user_id": "cam", "stream_id": "s1", "tracks": tracks})
+        ports = {t["kind"]: t["port"] for t in pub["tracks"]}
+        play_tracks = [{"kind": "video", "host": "127.0.0.1", "port": free_rtp_port()}]
+        if "audio" in ports:
+            play_tracks.append({"kind": "audio", "host": "127.0.0.1", "port": free_rtp_port()})
+        play = await post(http, node, "/api/v1/play", "viewer",
+                          {"app_id": APP_ID, "room_id": "room1", "user_id": "viewer", "stream_id": "s1",
+                           "mode": mode, "tracks": play_tracks})
+    player = Player(play["sdp"], tmp_path)
+    await player.start()
+    try:
+        publisher = await asyncio.create_subprocess_exec(
+            *publish_args(ports["video"], ports.get("audio"), codec=codec, frames=frames),
+            stdin=asyncio.subprocess.DEVNULL)
+        assert await asyncio.wait_for(publisher.wait(), 60) == 0
+        await player.wait_for(lambda c: c.get(0, 0) >= frames, timeout=5)
+    finally:
+        await player.stop()  # ffmpeg flushes its decoders on SIGINT
+    counts = player.counts()
+    assert counts.get(0, 0) >= 0.95 * frames, (counts, node.router.counters, node.router.dropped)
+    if "audio" in ports:
+        assert counts.get(1, 0) >= 0.9 * (frames / 30 / 0.02), counts  # 20 ms Opus frames
+    assert node.router.dropped["unbound_source"] == 0

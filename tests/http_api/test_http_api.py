@@ -1,0 +1,129 @@
+"""The HTTP API for stock RTP tools: auth, errors with the table's codes, lifecycle, SDP."""
+
+import asyncio
+
+import aiohttp
+import pytest
+
+from sfu.errors import ErrorCode
+from tests.conftest import APP_ID, make_token
+
+VP8 = {"kind": "video", "codec": "VP8", "payload_type": 96}
+OPUS = {"kind": "audio", "codec": "opus", "payload_type": 111}
+
+
+@pytest.fixture
+async def http():
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+def body(user, stream="s1", **extra):
+    return {"app_id": APP_ID, "room_id": "room1", "user_id": user, "stream_id": stream, **extra}
+
+
+async def call(http, node, path, user=None, json=None, token=None, method="POST"):
+    headers = {}
+    if token is not None or user is not None:
+        headers["Authorization"] = f"Bearer {token if token is not None else make_token(user)}"
+    async with http.request(method, node.http_url + path, json=json, headers=headers) as r:
+        return r.status, (await r.json() if r.status != 204 else None)
+
+
+async def test_publish_announces_the_stream_and_delete_ends_it(node, http, connect):
+    watcher = await connect(node)
+    await watcher.login("room1", "watcher")
+    status, pub = await call(http, node, "/api/v1/publish", "cam", body("cam", tracks=[VP8, OPUS]))
+    assert status == 201
+    assert [(t["kind"], t["host"]) for t in pub["tracks"]] == [("video", "127.0.0.1"), ("audio", "127.0.0.1")]
+    assert len({t["port"] for t in pub["tracks"]}) == 2
+    added = await watcher.next_event("room_stream_update")
+    assert (added["update_type"], added["streams"][0]["stream_id"], added["streams"][0]["user"]["user_id"]) == \
+        (0, "s1", "cam")
+    status, _ = await call(http, node, f"/api/v1/sessions/{pub['session_id']}", method="DELETE")
+    assert status == 204
+    removed = await watcher.next_event("room_stream_update")
+    assert removed["update_type"] == 1
+    status, err = await call(http, node, f"/api/v1/sessions/{pub['session_id']}", method="DELETE")
+    assert (status, err["code"]) == (404, ErrorCode.SESSION_NOT_FOUND)
+
+
+@pytest.mark.parametrize("case, status, code", [
+    ("no_auth", 401, ErrorCode.UNAUTHORIZED),
+    ("bad_token", 401, ErrorCode.TOKEN_INVALID),
+    ("no_privilege", 403, ErrorCode.PUBLISH_PRIVILEGE_DENIED),
+    ("in_use", 409, ErrorCode.STREAM_ID_IN_USE),
+    ("not_json", 400, ErrorCode.MALFORMED_MESSAGE),
+    ("bad_tracks", 400, ErrorCode.INVALID_ARGUMENT),
+    ("bad_stream_id", 400, ErrorCode.STREAM_ID_INVALID),
+])
+async def test_publish_errors(node, http, case, status, code):
+    if case == "in_use":
+        assert (await call(http, node, "/api/v1/publish", "first", body("first", tracks=[VP8])))[0] == 201
+    if case == "not_json":
+        async with http.post(node.http_url + "/api/v1/publish", data=b"{nope",
+                             headers={"Authorization": "Bearer " + make_token("u")}) as r:
+            got = r.status, await r.json()
+    else:
+        token = {"no_auth": None, "bad_token": "04garbage", "no_privilege": make_token("u", publish=False)}.get(case)
+        b = body("u", tracks=[VP8] if case != "bad_tracks" else [{"kind": "video", "codec": "MPEG2"}])
+        if case == "bad_stream_id":
+            b["stream_id"] = "bad id"
+        got = await call(http, node, "/api/v1/publish", None if case == "no_auth" else "u", b, token=token)
+    assert got[0] == status and got[1]["code"] == code, got
+    assert got[1]["message"]
+
+
+async def test_idle_publish_session_times_out(node_factory, http, connect):
+    node = await node_factory(session={"rtp_idle_timeout": 0.5, "heartbeat_interval": 0.2})
+    watcher = await connect(node)
+    await watcher.login("room1", "watcher")
+    status, pub = await call(http, node, "/api/v1/publish", "cam", body("cam", tracks=[VP8]))
+    assert status == 201
+    assert (await watcher.next_event("room_stream_update"))["update_type"] == 0
+    assert (await watcher.next_event("room_stream_update", timeout=5))["update_type"] == 1
+    assert pub["session_id"] not in node.http_api.sessions
+
+
+async def test_play_sdp_follows_the_live_publisher(node, http):
+    await call(http, node, "/api/v1/publish", "cam", body("cam", tracks=[{"kind": "video", "codec": "H264",
+                                                                          "payload_type": 102}]))
+    status, play = await call(http, node, "/api/v1/play", "viewer", body(
+        "viewer", mode="rtc", tracks=[{"kind": "video", "host": "127.0.0.1", "port": 47010}]))
+    assert status == 201
+    sdp = play["sdp"].split("\r\n")
+    assert "m=video 47010 RTP/AVP 102" in sdp and "a=rtpmap:102 H264/90000" in sdp
+    assert "a=fmtp:102 packetization-mode=1" in sdp and "c=IN IP4 127.0.0.1" in sdp
+
+
+async def test_play_before_publish_waits_with_the_declared_codecs(node, http):
+    status, play = await call(http, node, "/api/v1/play", "viewer", body(
+        "viewer", mode="l3", tracks=[{"kind": "video", "host": "127.0.0.1", "port": 47020},
+                                     {"kind": "audio", "host": "127.0.0.1", "port": 47022}]))
+    assert status == 201
+    sdp = play["sdp"]
+    assert "m=video 47020 RTP/AVP 96" in sdp and "a=rtpmap:96 VP8/90000" in sdp
+    assert "m=audio 47022 RTP/AVP 111" in sdp and "a=rtpmap:111 opus/48000/2" in sdp
+    assert node.service.gauges()[APP_ID]["players_l3"] == 1
+
+
+@pytest.mark.parametrize("tracks, mode, code", [
+    ([{"kind": "video", "host": "localhost", "port": 5000}], "rtc", ErrorCode.INVALID_ARGUMENT),
+    ([{"kind": "video", "host": "127.0.0.1", "port": 0}], "rtc", ErrorCode.INVALID_ARGUMENT),
+    ([], "rtc", ErrorCode.INVALID_ARGUMENT),
+    ([{"kind": "video", "host": "127.0.0.1", "port": 5000}], "cdn", ErrorCode.RESOURCE_MODE_UNSUPPORTED),
+])
+async def test_play_errors(node, http, tracks, mode, code):
+    status, err = await call(http, node, "/api/v1/play", "viewer", body("viewer", mode=mode, tracks=tracks))
+    assert status == 400 and err["code"] == code
+    assert node.service.gauges()[APP_ID]["users"] == 0  # nothing left behind
+
+
+async def test_kicked_http_session_is_forgotten(node, http, connect):
+    status, pub = await call(http, node, "/api/v1/publish", "cam", body("cam", tracks=[VP8]))
+    ws = await connect(node)
+    await ws.login("room1", "cam")  # the same user logs in elsewhere: the HTTP session is kicked out
+    node.http_api.tick(asyncio.get_running_loop().time())
+    assert pub["session_id"] not in node.http_api.sessions
+    status, err = await call(http, node, f"/api/v1/sessions/{pub['session_id']}", method="DELETE")
+    assert status == 404
