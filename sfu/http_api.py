@@ -182,7 +182,8 @@ class HttpApi:
             specs = {kind: live.get(kind) or w["spec"] for kind, w in wanted.items()}
             self.media.play(body["app_id"], stream_id, self.service.session_id_of(conn),
                             addrs={kind: w["addr"] for kind, w in wanted.items()},
-                            payload_types={kind: spec.payload_type for kind, spec in specs.items()})
+                            payload_types={kind: spec.payload_type for kind, spec in specs.items()},
+                            l3=mode is ResourceMode.ONLY_L3)
             session = self._register(conn, body, "play", now)
         except SfuError as e:
             if conn is not None:

@@ -50,11 +50,7 @@ class _Protocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr) -> None:
         ep = self.endpoint
-        out = ep.router.on_datagram(self.key, data, addr, ep.loop.time())
-        if out:
-            sendto = ep.shared.sendto
-            for packet, dest in out:
-                sendto(packet, dest)
+        ep.send(ep.router.on_datagram(self.key, data, addr, ep.loop.time()))
 
     def error_received(self, exc: Exception) -> None:  # e.g. ICMP port unreachable from a player
         log.debug("media socket %d: %s", self.key, exc)
@@ -70,7 +66,10 @@ class MediaEndpoint:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._used: set[int] = set()
+        self._cursor = -1  # the last port handed out
         self._tracks: dict[int, list] = {}  # track id -> [port, sockets or transports]
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
 
     def _socket(self, port: int) -> socket.socket | None:
         sock = socket.socket(self._family, socket.SOCK_DGRAM)
@@ -86,12 +85,17 @@ class MediaEndpoint:
     def _bind(self, pair: bool = False) -> list[socket.socket]:
         """One port, or with `pair` an even port and the next (RTP, and RTCP for senders without rtcp-mux)."""
         lo, hi = self.port_range
-        for port in range(lo + (lo % 2 if pair else 0), hi + 1 - (1 if pair else 0), 2 if pair else 1):
+        candidates = list(range(lo + (lo % 2 if pair else 0), hi + 1 - (1 if pair else 0), 2 if pair else 1))
+        # rotate: start after the last port handed out, so a just-closed port (whose sender may
+        # still be sending) is the last to be reused
+        start = next((i for i, p in enumerate(candidates) if p > self._cursor), 0)
+        for port in candidates[start:] + candidates[:start]:
             if port in self._used or (pair and port + 1 in self._used):
                 continue
             first = self._socket(port)
             if first is None:
                 continue
+            self._cursor = port + (1 if pair else 0)
             if not pair:
                 self._used.add(port)
                 return [first]
@@ -153,7 +157,36 @@ class MediaEndpoint:
                 h.close()
             self._used.difference_update((port, port + 1))
 
+    def send(self, out: list) -> None:
+        """Send the Router's outputs, then re-arm its timer."""
+        for key, packet, dest in out:
+            if key == SHARED:
+                self.shared.sendto(packet, dest)
+            else:
+                entry = self._tracks.get(key)
+                handles = entry[1] if entry else None
+                if handles and isinstance(handles[0], asyncio.DatagramTransport):
+                    handles[0].sendto(packet, dest)
+        self._arm()
+
+    def _arm(self) -> None:
+        deadline = self.router.next_timer()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = None if deadline is None else self.loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.send(self.router.on_timer(self.loop.time()))
+
     async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self.close_tracks(list(self._tracks))
         if self.shared is not None:
             self.shared.close()

@@ -27,13 +27,16 @@ class MediaService:
                 self.router.end_stream(app_id, stream_id)
                 raise
             existing = self.router.publisher_tracks(app_id, stream_id)
+            self.endpoint.send([])  # re-arm the timer for the new tracks
         return {"host": self.host, "tracks": [
             {"kind": spec.kind, "codec": spec.codec, "payload_type": spec.payload_type, "port": self._ports[tid]}
             for tid, spec in existing]}
 
     def play(self, app_id: int, stream_id: str, session_id: str, addrs: dict[str, Addr] | None = None,
-             payload_types: dict[str, int] | None = None) -> dict:
-        ssrcs = self.router.add_player(app_id, stream_id, session_id, addrs, payload_types)
+             payload_types: dict[str, int] | None = None, *, l3: bool) -> dict:
+        ssrcs, out = self.router.add_player(app_id, stream_id, session_id, addrs, payload_types, l3=l3,
+                                            now=self.endpoint.loop.time())
+        self.endpoint.send(out)
         return {"host": self.host, "port": self.endpoint.port,
                 "tracks": [{"kind": kind, "ssrc": ssrc} for kind, ssrc in ssrcs.items()]}
 

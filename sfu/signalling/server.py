@@ -15,6 +15,7 @@ from collections import deque
 from aiohttp import WSMsgType, web
 
 from sfu.config import SignallingConfig
+from sfu.enums import ResourceMode
 from sfu.errors import ErrorCode, SfuError
 from sfu.media.endpoint import parse_tracks
 from sfu.media.router import DEFAULT_TRACKS
@@ -63,7 +64,8 @@ class SignallingServer:
             return result
         app_id = self.service.app_id_of(conn_id)
         if kind == "play":
-            media = self.media.play(app_id, result["stream_id"], self.service.session_id_of(conn_id))
+            media = self.media.play(app_id, result["stream_id"], self.service.session_id_of(conn_id),
+                                    l3=result["resource_mode"] != int(ResourceMode.ONLY_RTC))
             return {**result, "media": media}
         specs = parse_tracks(fields["tracks"]) if fields.get("tracks") is not None else DEFAULT_TRACKS
         try:

@@ -134,7 +134,7 @@ async def test_sigterm_tells_sessions_and_closes_sockets(served, env):
             if msg.type != aiohttp.WSMsgType.TEXT:
                 break
             frames.append(json.loads(msg.data))
-        assert frames[0] == {"v": 1, "type": "event", "event": "server_shutdown"}
+        assert frames and frames[0] == {"v": 1, "type": "event", "event": "server_shutdown"}, (frames, msg)
         assert frames[1]["code"] == 1000060
     assert s.stop() == 0
 

@@ -2,8 +2,12 @@
 
 import struct
 
+# VP8 payloads (RFC 7741 descriptor S=1 PID=0, then the VP8 frame tag; a keyframe has the start code)
+VP8_KEY = b"\x10" + bytes([0x10, 0x00, 0x00]) + b"\x9d\x01\x2a" + b"\x40\x01\xf0\x00" + b"keyframe"
+VP8_DELTA = b"\x10" + bytes([0x11, 0x00, 0x00]) + b"delta"
 
-def rtp(seq: int, ts: int, ssrc: int, payload: bytes = b"\x10\x00payload", pt: int = 96, marker: bool = False,
+
+def rtp(seq: int, ts: int, ssrc: int, payload: bytes = VP8_KEY, pt: int = 96, marker: bool = True,
         ext: bytes | None = None) -> bytes:
     b0 = 0x80 | (0x10 if ext is not None else 0)
     head = struct.pack("!BBHII", b0, (0x80 if marker else 0) | pt, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc)

@@ -24,8 +24,9 @@ async def udp():
     return transport, proto
 
 
-async def until_seq(proto: Udp, seq: int) -> None:
-    while fields(await asyncio.wait_for(proto.queue.get(), 5))[1] != seq:
+async def until_ts(proto: Udp, ts: int) -> None:
+    """Read until the packet with this RTP timestamp (each test packet has its own)."""
+    while fields(await asyncio.wait_for(proto.queue.get(), 5))[2] != ts:
         pass
 
 
@@ -55,8 +56,10 @@ async def test_publisher_to_two_players(node, connect):
         t.sendto(rtcp_rr(ssrc), dest)
     seq = 1000
     got = {ssrc: [] for ssrc, _, _ in players}
-    while any(not g for g in got.values()):
-        pt.sendto(rtp(seq, 90 * seq, 0x1234), video)
+    for _ in range(50):  # UDP: the receiver reports or a first packet may be lost; bounded retries
+        if all(got.values()):
+            break
+        pt.sendto(rtp(seq, 90 * seq, 0x1234), video)  # each test packet is a whole VP8 keyframe
         seq += 1
         for ssrc, _, proto in players:
             try:
@@ -64,6 +67,7 @@ async def test_publisher_to_two_players(node, connect):
             except TimeoutError:
                 for s2, t2, _ in players:
                     t2.sendto(rtcp_rr(s2), dest)
+    assert all(got.values())
     for ssrc, _, proto in players:
         f = fields(got[ssrc][0])
         assert f[0] == 96 and f[3] == ssrc
@@ -71,19 +75,19 @@ async def test_publisher_to_two_players(node, connect):
     # a stranger using the publisher's SSRC from another port is dropped and counted
     stranger, _ = await udp()
     before = node.router.dropped["unbound_source"]
-    stranger.sendto(rtp(seq, 0, 0x1234), video)
-    pt.sendto(rtp(seq, 0, 0x1234), video)  # the real publisher's next packet arrives after it
+    stranger.sendto(rtp(seq, 90 * seq, 0x1234), video)
+    pt.sendto(rtp(seq, 90 * seq, 0x1234), video)  # the real publisher's next packet arrives after it
     for ssrc, _, proto in players:  # once the real packet is through, the stranger's was handled
-        await until_seq(proto, seq)  # a player's first publisher keeps its numbering
+        await until_ts(proto, 90 * seq)
     assert node.router.dropped["unbound_source"] == before + 1
 
     # malformed packets are dropped and counted; the node keeps forwarding
     malformed_before = node.router.dropped["malformed"]
     for junk in (b"\x00" * 3, b"\x40" + bytes(20), bytes([0x8F, 96]) + bytes(10), bytes([0xA0, 96]) + bytes(10) + b"\x00"):
         pt.sendto(junk, video)
-    pt.sendto(rtp(seq + 1, 0, 0x1234), video)
+    pt.sendto(rtp(seq + 1, 90 * (seq + 1), 0x1234), video)
     for ssrc, _, proto in players:
-        await until_seq(proto, seq + 1)
+        await until_ts(proto, 90 * (seq + 1))
     assert node.router.dropped["malformed"] == malformed_before + 4
 
     for t in [pt, stranger] + [t for _, t, _ in players]:
@@ -106,7 +110,7 @@ async def test_stopping_a_stream_closes_its_ports_and_a_new_publish_flows(node, 
     again = (await host.request("publish", stream_id="s1", tracks=tracks))["result"]["media"]
     new = (again["host"], again["tracks"][0]["port"])
     pt, _ = await udp()
-    pt.sendto(rtp(50, 0, 9, pt=102), new)
+    pt.sendto(rtp(50, 0, 9, b"\x65h264-idr", pt=102), new)  # a single-NAL IDR: a keyframe
     data = await asyncio.wait_for(vproto.queue.get(), 5)
     assert fields(data)[0] == 102 and fields(data)[3] == vssrc
     if new != old:  # the old port was closed (unless it was reused for the new track)

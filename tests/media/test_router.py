@@ -1,11 +1,12 @@
-"""The Router core, sans-IO: per-track binding, latching, dropping and per-player rewriting."""
+"""The Router core, sans-IO on a virtual clock: binding, latching, first frame, repair, L3 sync."""
 
 from itertools import count
 
 import pytest
 
 from sfu.media.router import DEFAULT_TRACKS, SHARED, Router, TrackSpec
-from tests.media.rtp import fields, rtcp_rr, rtp
+from sfu.rtp.rtcp import Nack, Pli, parse_rtcp, serialize
+from tests.media.rtp import VP8_DELTA, VP8_KEY, fields, rtcp_rr, rtp
 
 PUB = ("127.0.0.1", 5000)
 P1 = ("127.0.0.1", 6001)
@@ -19,36 +20,126 @@ def router():
     return Router(new_ssrc=lambda: next(ids))
 
 
+def media(out, dest=None):
+    """(pt, seq, ts, ssrc) of the RTP datagrams in `out` sent from the shared socket (to `dest`)."""
+    return [fields(d) for key, d, addr in out if key == SHARED and (dest is None or addr == dest)]
+
+
+def run_timers(router, until):
+    """Fire every timer up to `until`; returns all outputs."""
+    out = []
+    while (t := router.next_timer()) is not None and t <= until:
+        out += router.on_timer(t)
+    return out
+
+
 def test_fan_out_rewrites_ssrc_per_player_and_keeps_the_rest(router):
     audio, video = router.add_publisher(1, "s1", DEFAULT_TRACKS)
-    a = router.add_player(1, "s1", "sa")
-    b = router.add_player(1, "s1", "sb")
+    a, _ = router.add_player(1, "s1", "sa")
+    b, _ = router.add_player(1, "s1", "sb")
     assert len({a["video"], a["audio"], b["video"], b["audio"]}) == 4
     assert router.on_datagram(SHARED, rtcp_rr(a["video"]), P1, 0.0) == []
     assert router.on_datagram(SHARED, rtcp_rr(b["video"]), P2, 0.0) == []
-    pkt = rtp(100, 9000, 0xABCDEF, b"\x90\x80frame", ext=b"\x51\x00\x01\x02\x03\x04\x05\x00")
+    pkt = rtp(100, 9000, 0xABCDEF, VP8_KEY, ext=b"\x51\x00\x01\x02\x03\x04\x05\x00")
     out = router.on_datagram(video, pkt, PUB, 1.0)
-    assert [addr for _, addr in out] == [P1, P2]
-    for (data, _), ssrc in zip(out, (a["video"], b["video"])):
-        assert fields(data) == (96, 100, 9000, ssrc)
+    assert [addr for _, _, addr in out] == [P1, P2]
+    for (_, data, _), ssrc in zip(out, (a["video"], b["video"])):
+        assert fields(data) == (96, 0, 9000, ssrc)
         assert data[12:] == pkt[12:]  # extension and payload untouched
-    assert router.on_datagram(audio, rtp(7, 960, 0x55, pt=111), PUB, 1.0) == []  # audio not latched by anyone
-    assert router.counters["packets_out"] == 2
     assert router.last_packet(1, "s1") == 1.0
 
 
-def test_addresses_given_up_front(router):
+def test_a_player_starts_at_a_keyframe(router):
     (video,) = router.add_publisher(1, "s1", VIDEO_ONLY)
-    a = router.add_player(1, "s1", "sa", {"video": P1})
-    out = router.on_datagram(video, rtp(1, 1, 0x77), PUB, 0.0)
-    assert [(fields(d)[3], addr) for d, addr in out] == [(a["video"], P1)]
+    router.add_player(1, "s1", "sa", {"video": P1})
+    assert router.on_datagram(video, rtp(1, 100, 7, VP8_DELTA), PUB, 0.0) == []
+    out = router.on_datagram(video, rtp(2, 200, 7, VP8_KEY), PUB, 0.01)
+    out += router.on_datagram(video, rtp(3, 300, 7, VP8_DELTA), PUB, 0.02)
+    assert [(seq, ts) for _, seq, ts, _ in media(out)] == [(0, 200), (1, 300)]
 
 
-def test_player_waiting_for_a_stream_gets_it_when_it_is_published(router):
-    a = router.add_player(1, "s1", "sa", {"video": P1})
+def test_late_joiner_gets_the_cached_gop_at_once(router):
     (video,) = router.add_publisher(1, "s1", VIDEO_ONLY)
-    assert len(router.on_datagram(video, rtp(1, 1, 0x77), PUB, 0.0)) == 1
-    assert a["video"]
+    router.on_datagram(video, rtp(10, 1000, 7, VP8_KEY), PUB, 0.0)
+    for i in range(1, 5):
+        router.on_datagram(video, rtp(10 + i, 1000 + 3000 * i, 7, VP8_DELTA), PUB, 0.033 * i)
+    _, out = router.add_player(1, "s1", "late", {"video": P1}, now=0.2)
+    assert [(seq, ts) for _, seq, ts, _ in media(out)] == [(i, 1000 + 3000 * i) for i in range(5)]
+    live = router.on_datagram(video, rtp(15, 16000, 7, VP8_DELTA), PUB, 0.21)
+    assert [(seq, ts) for _, seq, ts, _ in media(live)] == [(5, 16000)]
+
+
+def test_player_without_a_keyframe_asks_the_publisher_once(router):
+    (video,) = router.add_publisher(1, "s1", VIDEO_ONLY)
+    router.on_datagram(video, rtp(1, 100, 7, VP8_DELTA), PUB, 0.0)
+    for name in ("a", "b", "c"):
+        router.add_player(1, "s1", name, {"video": P1}, now=0.1)
+    out = run_timers(router, 0.2)
+    plis = [p for key, d, addr in out if key == video for p in parse_rtcp(d) if isinstance(p, Pli)]
+    assert len(plis) == 1 and plis[0].media_ssrc == 7
+    assert [addr for key, _, addr in out if key == video] == [PUB]
+
+
+def test_players_nack_is_answered_from_the_history(router):
+    (video,) = router.add_publisher(1, "s1", VIDEO_ONLY)
+    ssrcs, _ = router.add_player(1, "s1", "sa", {"video": P1})
+    for i in range(5):
+        router.on_datagram(video, rtp(100 + i, 1000 * i, 7, VP8_KEY if i == 0 else VP8_DELTA), PUB, 0.01 * i)
+    nack = serialize([Nack(ssrcs["video"], ssrcs["video"], [2, 3])])
+    out = router.on_datagram(SHARED, nack, P1, 0.1)
+    assert [(seq, ts) for _, seq, ts, _ in media(out)] == [(2, 2000), (3, 3000)]
+    assert router.counters["nacks_received"] == 1
+    assert router.on_datagram(SHARED, nack, P1, 0.11) == []  # not again within one RTT
+
+
+def test_gaps_from_the_publisher_are_nacked_upstream(router):
+    (video,) = router.add_publisher(1, "s1", VIDEO_ONLY)
+    router.on_datagram(video, rtp(100, 0, 7, VP8_KEY), PUB, 0.0)
+    router.on_datagram(video, rtp(103, 9000, 7, VP8_DELTA), PUB, 0.01)
+    out = run_timers(router, 0.05)
+    nacks = [p for key, d, addr in out if key == video for p in parse_rtcp(d) if isinstance(p, Nack)]
+    assert nacks and nacks[0].lost == [101, 102] and nacks[0].media_ssrc == 7
+
+
+def test_l3_players_get_each_frame_at_the_same_instant_after_the_target_delay(router):
+    (video,) = router.add_publisher(1, "s1", VIDEO_ONLY)
+    router.add_player(1, "s1", "l3a", {"video": P1}, l3=True)
+    router.add_player(1, "s1", "l3b", {"video": P2}, l3=True)
+    router.add_player(1, "s1", "rtc", {"video": ("127.0.0.1", 6003)})
+    sent_at = {}
+    releases = []
+    for i in range(10):
+        now = i / 30
+        out = router.on_datagram(video, rtp(i, 3000 * i, 7, VP8_KEY if i == 0 else VP8_DELTA), PUB, now)
+        assert len(media(out)) == 1  # only the RTC player, at once
+        sent_at[3000 * i] = now
+        while (t := router.next_timer()) is not None and t <= now + 1 / 30 - 1e-9:
+            for key, d, addr in router.on_timer(t):
+                if addr != ("127.0.0.1", 6003):
+                    releases.append((fields(d)[2], addr, t))
+    by_ts = {}
+    for ts, addr, t in releases:
+        by_ts.setdefault(ts, {})[addr] = t
+    assert by_ts, "nothing released"
+    for ts, times in by_ts.items():
+        assert set(times) == {P1, P2}
+        assert times[P1] == times[P2]  # in sync
+        assert 0.02 <= times[P1] - sent_at[ts] <= 0.5  # the target delay, within its bounds
+
+
+def test_l3_repairs_a_loss_before_release(router):
+    (video,) = router.add_publisher(1, "s1", VIDEO_ONLY)
+    router.add_player(1, "s1", "l3", {"video": P1}, l3=True)
+    got = []
+    for i in range(6):
+        now = i / 30
+        if i != 2:
+            router.on_datagram(video, rtp(i, 3000 * i, 7, VP8_KEY if i == 0 else VP8_DELTA), PUB, now)
+        if i == 3:  # the retransmission of 2 arrives 40 ms after it was due
+            router.on_datagram(video, rtp(2, 6000, 7, VP8_DELTA), PUB, now + 0.005)
+        got += media(run_timers(router, now + 1 / 30 - 1e-9))
+    got += media(run_timers(router, 2.0))
+    assert [(seq, ts) for _, seq, ts, _ in got] == [(i, 3000 * i) for i in range(6)]
 
 
 def test_unbound_source_unknown_ssrc_and_malformed_are_dropped_and_counted(router):
@@ -60,26 +151,38 @@ def test_unbound_source_unknown_ssrc_and_malformed_are_dropped_and_counted(route
     assert router.on_datagram(video, b"\x40" + bytes(20), PUB, 0.0) == []  # version 1
     assert router.on_datagram(video, b"\x80\x60\x00", PUB, 0.0) == []  # truncated
     assert router.on_datagram(video, bytes([0x8F, 96]) + bytes(10), PUB, 0.0) == []  # 15 CSRCs past the end
-    assert router.dropped == {"malformed": 3, "unknown_ssrc": 1, "unbound_source": 1}
-    assert len(router.on_datagram(video, rtp(3, 1, 0x77), PUB, 0.0)) == 1  # the bound source still flows
+    assert router.on_datagram(SHARED, bytes([0x80, 201, 0, 9]) + bytes(8), P1, 0.0) == []  # RTCP length past the end
+    assert router.dropped == {"malformed": 4, "unknown_ssrc": 1, "unbound_source": 1}
+    assert len(router.on_datagram(video, rtp(3, 2, 0x77), PUB, 0.0)) == 1  # the bound source still flows
+
+
+def test_rtcp_from_the_bound_host(router):
+    (video,) = router.add_publisher(1, "s1", VIDEO_ONLY)
+    router.on_datagram(video, rtp(1, 0, 1), PUB, 0.0)
+    sr = bytes([0x80, 200, 0, 6]) + bytes(24)
+    assert router.on_datagram(video, sr, PUB, 0.0) == []
+    assert router.on_datagram(video, sr, ("127.0.0.1", 41234), 0.0) == []  # ffmpeg's separate RTCP socket
+    assert router.dropped["unbound_source"] == 0
+    router.on_datagram(video, sr, ("127.0.0.2", PUB[1]), 0.0)
+    assert router.dropped["unbound_source"] == 1
 
 
 def test_sequence_numbers_continue_across_a_publisher_restart(router):
     (video,) = router.add_publisher(1, "s1", VIDEO_ONLY)
     router.add_player(1, "s1", "sa", {"video": P1})
-    seqs = [fields(router.on_datagram(video, rtp(q, 0, 1), PUB, 0.0)[0][0])[1] for q in (65534, 65535, 0)]
-    assert seqs == [65534, 65535, 0]
+    seqs = [media(router.on_datagram(video, rtp(q, q, 1), PUB, 0.0))[0][1] for q in (65534, 65535, 0)]
+    assert seqs == [0, 1, 2]
     assert router.end_stream(1, "s1") == [video]
     assert router.on_datagram(video, rtp(1, 0, 1), PUB, 0.0) == []  # its port is gone
     (video2,) = router.add_publisher(1, "s1", VIDEO_ONLY)
     assert video2 != video
-    seqs = [fields(router.on_datagram(video2, rtp(q, 0, 2), ("127.0.0.1", 5555), 0.0)[0][0])[1] for q in (777, 778)]
-    assert seqs == [1, 2]
+    seqs = [media(router.on_datagram(video2, rtp(q, q, 2), ("127.0.0.1", 5555), 1.0))[0][1] for q in (777, 778)]
+    assert seqs == [3, 4]
 
 
 def test_removed_player_stops_and_frees_its_ssrc(router):
     (video,) = router.add_publisher(1, "s1", VIDEO_ONLY)
-    a = router.add_player(1, "s1", "sa", {"video": P1})
+    a, _ = router.add_player(1, "s1", "sa", {"video": P1})
     router.remove_player(1, "s1", "sa")
     assert router.on_datagram(video, rtp(1, 0, 1), PUB, 0.0) == []
     assert router.on_datagram(SHARED, rtcp_rr(a["video"]), P1, 0.0) == [] and router.dropped["unknown_ssrc"] == 1
@@ -103,16 +206,5 @@ def test_player_payload_type_mapping(router):
     (video,) = router.add_publisher(1, "s1", (TrackSpec("video", "H264", 102),))
     router.add_player(1, "s1", "sa", {"video": P1}, {"video": 96})
     router.add_player(1, "s1", "sb", {"video": P2})
-    out = router.on_datagram(video, rtp(1, 0, 1, pt=102), PUB, 0.0)
-    assert [fields(d)[0] for d, _ in out] == [96, 102]
-
-
-def test_rtcp_from_the_bound_source_or_its_next_port(router):
-    (video,) = router.add_publisher(1, "s1", VIDEO_ONLY)
-    router.on_datagram(video, rtp(1, 0, 1), PUB, 0.0)
-    sr = bytes([0x80, 200, 0, 6]) + bytes(24)
-    assert router.on_datagram(video, sr, PUB, 0.0) == []
-    assert router.on_datagram(video, sr, ("127.0.0.1", PUB[1] + 1), 0.0) == []
-    assert router.dropped["unbound_source"] == 0
-    router.on_datagram(video, sr, ("127.0.0.1", PUB[1] + 2), 0.0)
-    assert router.dropped["unbound_source"] == 1
+    out = router.on_datagram(video, rtp(1, 0, 1, b"\x65idr", pt=102), PUB, 0.0)
+    assert [f[0] for f in media(out)] == [96, 102]

@@ -1,0 +1,217 @@
+"""One publisher track: ingress, repair, caches, the L3 timeline, and the fan-out to its players.
+
+Per packet (`on_rtp`): widen the sequence number; inspect the payload (keyframe? frame start?);
+keep it for retransmission; feed the NACK generator (gaps toward the publisher), the RTC
+keyframe cache and the L3 jitter buffer; forward it at once to every RTC player.
+Per timer (`on_timer`): release due L3 frames to every L3 player at the same instant (and into
+the L3 keyframe cache); NACK what is missing; request a keyframe when the jitter buffer or the
+NACK generator needs one or a player asked, aggregated and rate-limited.
+A player that starts gets its mode's cached GOP at once, then follows live.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sfu.media.codecs import Codec, PayloadError, inspect_payload
+from sfu.media.jitter import JitterBuffer
+from sfu.media.keyframe_cache import KeyframeCache
+from sfu.media.keyframe_request import KeyframeRequester
+from sfu.media.nack import NackGenerator
+from sfu.media.packet import MediaPacket
+from sfu.media.player import Addr, PlayerTrack
+from sfu.media.retransmission import RetransmissionBuffer
+from sfu.rtp.header import parse_rtp, rewrite_rtp
+from sfu.rtp.rtcp import Nack, serialize
+from sfu.rtp.seq import SeqUnwrapper
+
+Out = tuple[int, bytes, Addr]  # (socket key to send from, datagram, destination)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackSpec:
+    """What a publisher declares for one track."""
+
+    kind: str  # "audio" | "video"
+    codec: str  # "opus" | "VP8" | "VP9" | "H264"
+    payload_type: int
+
+    @property
+    def clock_rate(self) -> int:
+        return 48000 if self.kind == "audio" else 90000
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSettings:
+    rtt: float = 0.05  # assumed toward publishers until measured
+    l3_min_delay: float = 0.02
+    l3_max_delay: float = 0.5
+    keyframe_min_interval: float = 0.5
+    retransmission_packets: int = 4096
+    retransmission_age: float = 2.0
+
+
+class PublisherTrack:
+    def __init__(self, track_id: int, key: tuple[int, str], spec: TrackSpec, epoch: int, node_ssrc: int,
+                 settings: MediaSettings) -> None:
+        self.track_id = track_id
+        self.key = key
+        self.spec = spec
+        self.epoch = epoch
+        self.node_ssrc = node_ssrc  # the node's SSRC in feedback toward this publisher
+        self.settings = settings
+        self.codec = Codec.from_name(spec.codec)
+        self.video = self.codec.is_video
+        self.addr: Addr | None = None
+        self.media_ssrc: int | None = None
+        self.last_packet: float | None = None
+        self.unwrapper = SeqUnwrapper()
+        self.history = RetransmissionBuffer(settings.retransmission_packets, settings.retransmission_age, settings.rtt)
+        self.nack = NackGenerator(default_rtt=settings.rtt)
+        self.requester = KeyframeRequester(settings.keyframe_min_interval)
+        self.jitter = JitterBuffer(spec.clock_rate, min_delay=settings.l3_min_delay,
+                                   max_delay=settings.l3_max_delay, audio=not self.video)
+        self.jitter.set_rtt(settings.rtt)
+        self.rtc_cache = KeyframeCache() if self.video else None
+        self.l3_cache = KeyframeCache() if self.video else None
+        self.players: list[PlayerTrack] = []
+        self.counters = {"packets": 0, "bad_payload": 0, "nacks_sent": 0, "plis_sent": 0,
+                         "retransmissions": 0, "frames_released": 0}
+
+    # ----- ingress -------------------------------------------------------------------------
+
+    def on_rtp(self, data: bytes, header, now: float) -> list[Out]:
+        self.counters["packets"] += 1
+        self.last_packet = now
+        self.media_ssrc = header.ssrc
+        highest = self.unwrapper.highest
+        ext = self.unwrapper.unwrap(header.sequence_number)
+        late = highest is not None and ext <= highest
+        if self.video:
+            start = header.header_length
+            try:
+                info = inspect_payload(self.codec, memoryview(data)[start:start + header.payload_length])
+                keyframe, frame_start = info.keyframe, info.frame_start
+            except PayloadError:
+                self.counters["bad_payload"] += 1
+                keyframe = frame_start = False
+        else:
+            keyframe = frame_start = True
+        packet = MediaPacket(ext, header.timestamp, header.marker or not self.video, keyframe, frame_start, now,
+                             data, late)
+        self.history.store(ext, data, now)
+        self.nack.on_packet(ext, now, is_keyframe=keyframe and frame_start, is_retransmission=late)
+        if keyframe and frame_start:
+            self.requester.on_keyframe(now)
+        if self.rtc_cache is not None:
+            self.rtc_cache.push(packet)
+        self.jitter.push(packet, now)
+        out: list[Out] = []
+        pt = self.spec.payload_type
+        for p in self.players:
+            if p.l3 or p.addr is None:
+                continue
+            if not p.started:
+                out += self._start(p, now)
+                continue
+            data_out = p.packet(packet, pt)
+            if data_out is not None:
+                out.append((0, data_out, p.addr))
+        return out
+
+    # ----- players ---------------------------------------------------------------------------
+
+    def attach(self, player: PlayerTrack) -> None:
+        player.follow(self.epoch)
+        self.players.append(player)
+
+    def detach(self, player: PlayerTrack) -> None:
+        if player in self.players:
+            self.players.remove(player)
+
+    def _start(self, p: PlayerTrack, now: float) -> list[Out]:
+        """A player's first frame: its mode's cached GOP at once (or, for audio, simply go live)."""
+        if not self.video:
+            p.started = True
+            return []
+        cache = self.l3_cache if p.l3 else self.rtc_cache
+        packets = cache.snapshot() if cache.has_keyframe else []
+        if not packets:
+            self.requester.request(now, "player_start")
+            return []
+        p.started = True
+        out = []
+        for packet in packets:
+            p.skip_to(packet.ext_seq)
+            data = p.packet(packet, self.spec.payload_type)
+            if data is not None:
+                out.append((0, data, p.addr))
+        return out
+
+    def start_player(self, p: PlayerTrack, now: float) -> list[Out]:
+        """Called when a player's address becomes known (or at once when it was given)."""
+        return [] if p.started else self._start(p, now)
+
+    def on_player_nack(self, p: PlayerTrack, lost: list[int], now: float) -> list[Out]:
+        out = []
+        for seq16 in lost:
+            ext = p.rewriter.original(seq16)
+            if ext is None or not self.history.resend_allowed(ext, now, self.settings.rtt):
+                continue
+            data = self.history.get(ext, now)
+            if data is None:
+                continue
+            seq = p.rewriter.rewrite(ext)  # the same number it had: the numbering does not move
+            if seq is None:
+                continue
+            buf = bytearray(data)
+            h = parse_rtp(buf)
+            rewrite_rtp(buf, p.ssrc, seq, h.timestamp, h.payload_type if p.payload_type is None else p.payload_type)
+            out.append((0, bytes(buf), p.addr))
+            p.retransmissions += 1
+            self.counters["retransmissions"] += 1
+        return out
+
+    # ----- timers ----------------------------------------------------------------------------
+
+    def next_timer(self) -> float | None:
+        times = [t for t in (self.jitter.next_timer(), self.nack.next_timer(), self.requester.next_timer())
+                 if t is not None]
+        return min(times) if times else None
+
+    def on_timer(self, now: float) -> list[Out]:
+        out: list[Out] = []
+        pt = self.spec.payload_type
+        for released in self.jitter.poll(now):
+            frame = released.frame
+            self.counters["frames_released"] += 1
+            if self.l3_cache is not None:
+                for packet in frame.packets:
+                    self.l3_cache.push(packet)
+            for p in self.players:
+                if not p.l3 or p.addr is None:
+                    continue
+                if not p.started:
+                    out += self._start(p, now)
+                    continue
+                p.skip_to(frame.first_ext_seq)
+                for packet in frame.packets:
+                    data = p.packet(packet, pt)
+                    if data is not None:
+                        out.append((0, data, p.addr))
+        if self.jitter.take_keyframe_needed() | self.nack.take_keyframe_needed():
+            self.requester.request(now, "repair")
+        # every timer is consumed, with or without a publisher to send to, so none stays due
+        lost = self.nack.poll(now, self.settings.rtt)
+        send_pli = self.requester.poll(now)
+        if self.addr is None or self.media_ssrc is None:
+            return out  # nothing has arrived yet: nothing to repair, no one to ask
+        if lost:
+            self.counters["nacks_sent"] += 1
+            nack = Nack(self.node_ssrc, self.media_ssrc, [e & 0xFFFF for e in sorted(set(lost))])
+            out.append((self.track_id, serialize([nack]), self.addr))
+        if send_pli:
+            self.counters["plis_sent"] += 1
+            out.append((self.track_id, serialize([self.requester.packet(self.node_ssrc, self.media_ssrc)]),
+                        self.addr))
+        return out
