@@ -50,3 +50,49 @@ async def test_ffmpeg_publisher_to_ffmpeg_player(node, tmp_path, codec, mode):
     if "audio" in ports:
         assert counts.get(1, 0) >= 0.9 * (frames / 30 / 0.02), counts  # 20 ms Opus frames
     assert node.router.dropped["unbound_source"] == 0
+
+
+async def test_late_joining_ffmpeg_player_decodes_its_first_frame_at_once(node, tmp_path):
+    """A 4-second GOP, a player joining 2 s into it: only the keyframe cache gives it a frame at once."""
+    import socket
+    import time
+
+    from sfu.http_api import sdp_for_player
+    from sfu.media.router import TrackSpec
+
+    async with aiohttp.ClientSession() as http:
+        pub = await post(http, node, "/api/v1/publish", "cam",
+                         {"app_id": APP_ID, "room_id": "room1", "user_id": "cam", "stream_id": "s1",
+                          "tracks": [{"kind": "video", "codec": "VP8", "payload_type": 96}]})
+        publisher = await asyncio.create_subprocess_exec(
+            *publish_args(pub["tracks"][0]["port"], None, frames=240, gop=120), stdin=asyncio.subprocess.DEVNULL)
+        try:
+            loop = asyncio.get_running_loop()
+            (track,) = node.router.tracks()
+            deadline = loop.time() + 20
+            while track.counters["frames_released"] < 60 and loop.time() < deadline:  # 2 s into the GOP
+                await asyncio.sleep(0.05)
+            assert 60 <= track.counters["frames_released"] < 110, "the join must fall mid-GOP"
+            port = free_rtp_port()
+            player = Player(sdp_for_player("s1", [("127.0.0.1", port, TrackSpec("video", "VP8", 96))]), tmp_path)
+            await player.start()
+            for _ in range(500):  # until ffmpeg has bound its port (so the burst is not lost)
+                try:
+                    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                        probe.bind(("127.0.0.1", port))
+                except OSError:
+                    break
+                await asyncio.sleep(0.01)
+            t0 = time.monotonic()
+            play = await post(http, node, "/api/v1/play", "viewer",
+                              {"app_id": APP_ID, "room_id": "room1", "user_id": "viewer", "stream_id": "s1",
+                               "mode": "rtc", "tracks": [{"kind": "video", "host": "127.0.0.1", "port": port}]})
+            assert play["sdp"] == player.sdp_path.read_bytes().decode()
+            counts = await player.wait_for(lambda c: c.get(0, 0) >= 1, timeout=5)
+            first_frame = time.monotonic() - t0
+            await player.stop()
+        finally:
+            publisher.kill()
+            await publisher.wait()
+    assert counts.get(0, 0) >= 1
+    assert first_frame < 0.2, f"first frame {first_frame * 1000:.0f} ms after the play request"
