@@ -116,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--stream-id", action="append", help="limit publishing to this stream id (repeatable)")
     t.add_argument("--ttl", type=int, default=3600, help="seconds the token is valid (default 3600)")
     t.set_defaults(func=_token)
+
+    from sfu.rtp_tools import add_parsers as add_rtp_commands  # rtp-publish, rtp-play, rtp-stop
+
+    add_rtp_commands(sub)
     return p
 
 
