@@ -24,6 +24,7 @@ class MediaPacket:
     arrival: float  # monotonic seconds when it arrived at the node
     data: bytes  # the whole RTP packet
     is_retransmission: bool = False  # came back as the answer to a NACK (RTX or same SSRC)
+    droppable: bool = False  # nothing depends on its frame (codecs.FrameInfo.droppable)
 
 
 @dataclass(slots=True)

@@ -1,14 +1,25 @@
-"""One player's view of one publisher track: where it goes, and its own numbering."""
+"""One player's view of one publisher track: where it goes, its own numbering, and what its path
+can take (a `PlayerPath`, shared by the player's tracks: congestion estimate and latency budget)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sfu.media.packet import MediaPacket
+from sfu.media.budget import Decision, LatencyBudget
+from sfu.media.congestion import PlayerCongestion
+from sfu.media.packet import Frame, MediaPacket
 from sfu.media.rewrite import SeqRewriter
 from sfu.rtp.header import rewrite_rtp
 
 Addr = tuple
+
+
+@dataclass(slots=True)
+class PlayerPath:
+    """One player's network path, shared by its audio and video tracks."""
+
+    congestion: PlayerCongestion = field(default_factory=lambda: PlayerCongestion(start_bps=8_000_000))
+    budget: LatencyBudget = field(default_factory=LatencyBudget)
 
 
 @dataclass(slots=True)
@@ -24,6 +35,12 @@ class PlayerTrack:
     last_ext: int | None = None  # the highest input ext_seq sent
     packets_sent: int = 0
     retransmissions: int = 0
+    path: PlayerPath | None = None
+    frame_ts: int | None = None  # the frame being forwarded (RTC), and whether it is sent
+    frame_send: bool = True
+    frame_bytes: int = 0
+    frame_counted: int = 0
+    last_frame_bytes: int = 0
 
     def follow(self, epoch: int) -> None:
         """A (new) publisher: numbering continues after what this player already got."""
@@ -40,6 +57,48 @@ class PlayerTrack:
             return
         for e in range(self.last_ext + 1, ext_seq):
             self.rewriter.drop(e)
+
+    def admit(self, p: MediaPacket, now: float) -> bool:
+        """RTC: does this packet go to the player? The latency budget decides once per frame."""
+        path = self.path
+        if path is None:
+            return True
+        budget = path.budget
+        size = len(p.data)
+        if p.timestamp != self.frame_ts or (self.kind == "audio"):
+            if self.frame_ts is not None and self.frame_bytes:
+                self.last_frame_bytes = self.frame_bytes
+            self.frame_ts, self.frame_bytes = p.timestamp, 0
+            budget.on_time(now)
+            expected = max(size, self.last_frame_bytes)
+            decision = budget.offer(self.kind, p.keyframe, p.droppable, expected, now, now,
+                                    path.congestion.estimate_bps)
+            self.frame_send = decision is Decision.SEND
+            self.frame_counted = expected
+        self.frame_bytes += size
+        if self.frame_send and self.frame_bytes > self.frame_counted:
+            budget.add_bytes(self.kind, self.frame_bytes - self.frame_counted, now)
+            self.frame_counted = self.frame_bytes
+        if not self.frame_send:
+            self.rewriter.drop(p.ext_seq)  # no gap in its numbering for what it will never get
+        return self.frame_send
+
+    def admit_frame(self, frame: Frame, now: float) -> bool:
+        """L3: does this released frame go to the player? Judged from its release, not its capture:
+        the shared target delay is chosen, not this path's fault."""
+        path = self.path
+        if path is None:
+            return True
+        path.budget.on_time(now)
+        size = sum(len(p.data) for p in frame.packets)
+        droppable = all(p.droppable for p in frame.packets)
+        decision = path.budget.offer(self.kind, frame.keyframe, droppable, size, now, now,
+                                     path.congestion.estimate_bps)
+        return decision is Decision.SEND
+
+    def sent(self, size: int, now: float) -> None:
+        if self.path is not None:
+            self.path.congestion.on_sent(size, now)
 
     def packet(self, p: MediaPacket, payload_type: int) -> bytes | None:
         """The packet rewritten for this player, or None when its numbering has no place for it."""

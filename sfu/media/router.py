@@ -12,7 +12,9 @@ Rules:
   `SHARED`) to the player track's address: given up front (the HTTP API), or latched when the
   player sends an RTCP or RTP packet whose sender SSRC is its track's SSRC to the shared socket.
   A player's NACKs are answered from the track's retransmission history, its PLI/FIR join the
-  track's aggregated keyframe requests. Anything else on the shared socket is dropped
+  track's aggregated keyframe requests, its receiver reports and REMB feed its path's congestion
+  estimate, and its latency budget (sfu/media/budget.py) decides per frame what it is sent: it
+  drops frames nothing depends on first, then skips to the next keyframe, audio last. Anything else on the shared socket is dropped
   (`unknown_ssrc`).
 - Datagrams that do not parse are dropped (`malformed`). Nothing raises on bad input.
 - Outputs are (socket key to send from, datagram, destination); `next_timer()`/`on_timer(now)`
@@ -25,10 +27,10 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sfu.media.player import Addr, PlayerTrack
+from sfu.media.player import Addr, PlayerPath, PlayerTrack
 from sfu.media.track import MediaSettings, Out, PublisherTrack, TrackSpec
 from sfu.rtp.header import RtpParseError, is_rtcp, parse_rtp
-from sfu.rtp.rtcp import Fir, Nack, Pli, RtcpParseError, parse_rtcp
+from sfu.rtp.rtcp import Fir, Nack, Pli, ReceiverReport, Remb, RtcpParseError, parse_rtcp
 
 SHARED = 0  # the key of the shared socket; publisher tracks have keys >= 1
 KINDS = ("audio", "video")
@@ -97,8 +99,9 @@ class Router:
         tracks = stream.players.get(session_id)
         if tracks is None:
             tracks = stream.players[session_id] = {}
+            path = PlayerPath()
             for kind in KINDS:
-                pt = tracks[kind] = PlayerTrack(kind, self._assign(), l3)
+                pt = tracks[kind] = PlayerTrack(kind, self._assign(), l3, path=path)
                 self._player_ssrcs[pt.ssrc] = (pt, key)
                 if kind in stream.tracks:
                     stream.tracks[kind].attach(pt)
@@ -209,6 +212,16 @@ class Router:
         ssrc = int.from_bytes(data[4:8], "big")  # the sender SSRC of the first packet
         out = self._latch(ssrc, addr, now)
         for packet in packets:
+            if isinstance(packet, (ReceiverReport, Remb)):
+                entry = self._player_ssrcs.get(packet.ssrc if isinstance(packet, ReceiverReport) else packet.sender_ssrc)
+                if entry is not None and entry[0].path is not None:
+                    cc = entry[0].path.congestion
+                    if isinstance(packet, Remb):
+                        cc.on_remb(packet.bitrate_bps, now)
+                    else:
+                        for block in packet.reports[:1]:  # one path: the first block speaks for it
+                            cc.on_receiver_report(block, now)
+                continue
             if isinstance(packet, (Nack, Pli, Fir)):
                 media_ssrc = packet.entries[0][0] if isinstance(packet, Fir) and packet.entries else \
                     getattr(packet, "media_ssrc", 0)

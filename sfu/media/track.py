@@ -87,18 +87,19 @@ class PublisherTrack:
         highest = self.unwrapper.highest
         ext = self.unwrapper.unwrap(header.sequence_number)
         late = highest is not None and ext <= highest
+        droppable = False
         if self.video:
             start = header.header_length
             try:
                 info = inspect_payload(self.codec, memoryview(data)[start:start + header.payload_length])
-                keyframe, frame_start = info.keyframe, info.frame_start
+                keyframe, frame_start, droppable = info.keyframe, info.frame_start, info.droppable
             except PayloadError:
                 self.counters["bad_payload"] += 1
                 keyframe = frame_start = False
         else:
             keyframe = frame_start = True
         packet = MediaPacket(ext, header.timestamp, header.marker or not self.video, keyframe, frame_start, now,
-                             data, late)
+                             data, late, droppable)
         self.history.store(ext, data, now)
         self.nack.on_packet(ext, now, is_keyframe=keyframe and frame_start, is_retransmission=late)
         if keyframe and frame_start:
@@ -114,10 +115,19 @@ class PublisherTrack:
             if not p.started:
                 out += self._start(p, now)
                 continue
+            if not p.admit(packet, now):
+                continue
             data_out = p.packet(packet, pt)
             if data_out is not None:
+                p.sent(len(data_out), now)
                 out.append((0, data_out, p.addr))
+        self._congestion_keyframes(now)
         return out
+
+    def _congestion_keyframes(self, now: float) -> None:
+        for p in self.players:
+            if p.path is not None and p.path.budget.take_keyframe_needed():
+                self.requester.request(now, "congestion")
 
     # ----- players ---------------------------------------------------------------------------
 
@@ -194,11 +204,15 @@ class PublisherTrack:
                 if not p.started:
                     out += self._start(p, now)
                     continue
+                if not p.admit_frame(frame, now):
+                    continue  # the next frame it gets closes the gap in its numbering
                 p.skip_to(frame.first_ext_seq)
                 for packet in frame.packets:
                     data = p.packet(packet, pt)
                     if data is not None:
+                        p.sent(len(data), now)
                         out.append((0, data, p.addr))
+        self._congestion_keyframes(now)
         if self.jitter.take_keyframe_needed() | self.nack.take_keyframe_needed():
             self.requester.request(now, "repair")
         # every timer is consumed, with or without a publisher to send to, so none stays due
