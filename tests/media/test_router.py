@@ -208,3 +208,26 @@ def test_player_payload_type_mapping(router):
     router.add_player(1, "s1", "sb", {"video": P2})
     out = router.on_datagram(video, rtp(1, 0, 1, b"\x65idr", pt=102), PUB, 0.0)
     assert [f[0] for f in media(out)] == [96, 102]
+
+
+def test_a_player_whose_path_cannot_keep_up_loses_video_not_audio_and_others_do_not_suffer(router):
+    from sfu.rtp.rtcp import Remb
+
+    audio, video = router.add_publisher(1, "s1", DEFAULT_TRACKS)
+    slow, _ = router.add_player(1, "s1", "slow", {"video": P1, "audio": P1})
+    router.add_player(1, "s1", "fast", {"video": P2, "audio": P2})
+    router.on_datagram(SHARED, serialize([Remb(slow["video"], 150_000, [])]), P1, 0.0)  # the path says 150 kbit/s
+    big = VP8_DELTA + bytes(1100)
+    sent = {P1: {"audio": 0, "video": 0}, P2: {"audio": 0, "video": 0}}
+    for i in range(300):  # 10 s of 30 fps video (~280 kbit/s) and 50 packets/s audio
+        now = i / 30
+        payload = VP8_KEY + bytes(1100) if i % 60 == 0 else big
+        outs = router.on_datagram(video, rtp(i, 3000 * i, 7, payload), PUB, now)
+        for k in range(2):
+            outs += router.on_datagram(audio, rtp(5000 + 2 * i + k, 960 * (2 * i + k), 8, b"\x01opus", pt=111),
+                                       PUB, now + k * 0.02)
+        for _, d, addr in outs:
+            sent[addr]["video" if fields(d)[0] == 96 else "audio"] += 1
+    assert sent[P2] == {"audio": 600, "video": 300}  # the other player gets everything
+    assert sent[P1]["audio"] == 600  # audio is dropped last: here, never
+    assert 0 < sent[P1]["video"] < 200  # video was cut to fit the path
