@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from sfu.media.budget import Decision, LatencyBudget
 from sfu.media.congestion import PlayerCongestion
 from sfu.media.packet import Frame, MediaPacket
-from sfu.media.rewrite import SeqRewriter
+from sfu.media.rewrite import SeqRewriter, TimestampRewriter
 from sfu.rtp.header import rewrite_rtp
 
 Addr = tuple
@@ -41,12 +41,15 @@ class PlayerTrack:
     frame_bytes: int = 0
     frame_counted: int = 0
     last_frame_bytes: int = 0
+    timestamps: TimestampRewriter | None = None  # made at the first packet: it keeps that numbering
+    timestamps_reset: bool = False
 
     def follow(self, epoch: int) -> None:
         """A (new) publisher: numbering continues after what this player already got."""
         if self.epoch != epoch:
             if self.epoch != -1:
                 self.rewriter.reset()
+                self.timestamps_reset = True
             self.epoch = epoch
             self.started = False
             self.last_ext = None
@@ -100,13 +103,23 @@ class PlayerTrack:
         if self.path is not None:
             self.path.congestion.on_sent(size, now)
 
-    def packet(self, p: MediaPacket, payload_type: int) -> bytes | None:
+    def timestamp(self, ts: int, arrival: float, clock_rate: int) -> int:
+        """The player's timestamp for a publisher timestamp: continuous across a publisher's restart."""
+        if self.timestamps is None:
+            self.timestamps = TimestampRewriter(ts)
+        elif self.timestamps_reset:
+            self.timestamps.reset(arrival)
+            self.timestamps_reset = False
+        return self.timestamps.rewrite(ts, arrival, clock_rate)
+
+    def packet(self, p: MediaPacket, payload_type: int, clock_rate: int) -> bytes | None:
         """The packet rewritten for this player, or None when its numbering has no place for it."""
         seq = self.rewriter.rewrite(p.ext_seq)
         if seq is None:
             return None
         buf = bytearray(p.data)
-        rewrite_rtp(buf, self.ssrc, seq, p.timestamp, payload_type if self.payload_type is None else self.payload_type)
+        rewrite_rtp(buf, self.ssrc, seq, self.timestamp(p.timestamp, p.arrival, clock_rate),
+                    payload_type if self.payload_type is None else self.payload_type)
         if self.last_ext is None or p.ext_seq > self.last_ext:
             self.last_ext = p.ext_seq
         self.packets_sent += 1

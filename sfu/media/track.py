@@ -117,7 +117,7 @@ class PublisherTrack:
                 continue
             if not p.admit(packet, now):
                 continue
-            data_out = p.packet(packet, pt)
+            data_out = p.packet(packet, pt, self.spec.clock_rate)
             if data_out is not None:
                 p.sent(len(data_out), now)
                 out.append((0, data_out, p.addr))
@@ -153,7 +153,7 @@ class PublisherTrack:
         out = []
         for packet in packets:
             p.skip_to(packet.ext_seq)
-            data = p.packet(packet, self.spec.payload_type)
+            data = p.packet(packet, self.spec.payload_type, self.spec.clock_rate)
             if data is not None:
                 out.append((0, data, p.addr))
         return out
@@ -176,7 +176,8 @@ class PublisherTrack:
                 continue
             buf = bytearray(data)
             h = parse_rtp(buf)
-            rewrite_rtp(buf, p.ssrc, seq, h.timestamp, h.payload_type if p.payload_type is None else p.payload_type)
+            ts = p.timestamp(h.timestamp, now, self.spec.clock_rate)  # the offset is fixed: the same as first sent
+            rewrite_rtp(buf, p.ssrc, seq, ts, h.payload_type if p.payload_type is None else p.payload_type)
             out.append((0, bytes(buf), p.addr))
             p.retransmissions += 1
             self.counters["retransmissions"] += 1
@@ -208,7 +209,7 @@ class PublisherTrack:
                     continue  # the next frame it gets closes the gap in its numbering
                 p.skip_to(frame.first_ext_seq)
                 for packet in frame.packets:
-                    data = p.packet(packet, pt)
+                    data = p.packet(packet, pt, self.spec.clock_rate)
                     if data is not None:
                         p.sent(len(data), now)
                         out.append((0, data, p.addr))

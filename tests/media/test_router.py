@@ -231,3 +231,14 @@ def test_a_player_whose_path_cannot_keep_up_loses_video_not_audio_and_others_do_
     assert sent[P2] == {"audio": 600, "video": 300}  # the other player gets everything
     assert sent[P1]["audio"] == 600  # audio is dropped last: here, never
     assert 0 < sent[P1]["video"] < 200  # video was cut to fit the path
+
+
+def test_timestamps_continue_across_a_publisher_restart(router):
+    (video,) = router.add_publisher(1, "s1", VIDEO_ONLY)
+    router.add_player(1, "s1", "sa", {"video": P1})
+    first = [media(router.on_datagram(video, rtp(q, 5000 + 3000 * q, 1), PUB, q / 30))[0][2] for q in range(3)]
+    assert first == [5000, 8000, 11000]  # the first publisher's timestamps are kept as they are
+    router.end_stream(1, "s1")
+    (video2,) = router.add_publisher(1, "s1", VIDEO_ONLY)
+    out = router.on_datagram(video2, rtp(9, 777_000, 2), ("127.0.0.1", 5555), 2 / 30 + 0.5)
+    assert media(out)[0][2] == 11000 + round(0.5 * 90000)  # continues by the wall time that passed
