@@ -34,6 +34,7 @@ class PlayerTrack:
     started: bool = False  # has had its first frame (the cached GOP or a live keyframe)
     last_ext: int | None = None  # the highest input ext_seq sent
     packets_sent: int = 0
+    octets_sent: int = 0
     retransmissions: int = 0
     path: PlayerPath | None = None
     frame_ts: int | None = None  # the frame being forwarded (RTC), and whether it is sent
@@ -123,4 +124,5 @@ class PlayerTrack:
         if self.last_ext is None or p.ext_seq > self.last_ext:
             self.last_ext = p.ext_seq
         self.packets_sent += 1
+        self.octets_sent += len(buf) - 12
         return bytes(buf)

@@ -183,7 +183,9 @@ class Router:
             # GStreamer) send it from a second socket
             if bound is not None and addr[0] != bound[0]:
                 self.dropped["unbound_source"] += 1
-            return []  # sender reports: for SR translation (not yet)
+                return []
+            track.on_rtcp(data, now)
+            return []
         if bound is not None and bound != addr:
             self.dropped["unbound_source"] += 1
             return []

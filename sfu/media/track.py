@@ -22,10 +22,11 @@ from sfu.media.packet import MediaPacket
 from sfu.media.player import Addr, PlayerTrack
 from sfu.media.retransmission import RetransmissionBuffer
 from sfu.rtp.header import parse_rtp, rewrite_rtp
-from sfu.rtp.rtcp import Nack, serialize
+from sfu.rtp.rtcp import Nack, RtcpParseError, SenderReport, parse_rtcp, serialize
 from sfu.rtp.seq import SeqUnwrapper
 
 Out = tuple[int, bytes, Addr]  # (socket key to send from, datagram, destination)
+SENDER_REPORT_INTERVAL = 1.0  # seconds between the translated sender reports each player gets
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +76,11 @@ class PublisherTrack:
         self.rtc_cache = KeyframeCache() if self.video else None
         self.l3_cache = KeyframeCache() if self.video else None
         self.players: list[PlayerTrack] = []
+        self.sender_report: SenderReport | None = None  # the publisher's last, and when it came
+        self.sender_report_at = 0.0
+        self.next_sender_reports: float | None = None
         self.counters = {"packets": 0, "bad_payload": 0, "nacks_sent": 0, "plis_sent": 0,
-                         "retransmissions": 0, "frames_released": 0}
+                         "retransmissions": 0, "frames_released": 0, "sender_reports": 0}
 
     # ----- ingress -------------------------------------------------------------------------
 
@@ -128,6 +132,35 @@ class PublisherTrack:
         for p in self.players:
             if p.path is not None and p.path.budget.take_keyframe_needed():
                 self.requester.request(now, "congestion")
+
+    def on_rtcp(self, data: bytes, now: float) -> None:
+        """The publisher's RTCP: its sender reports are kept, to be translated for each player."""
+        try:
+            packets = parse_rtcp(data)
+        except RtcpParseError:
+            return
+        for p in packets:
+            if isinstance(p, SenderReport):
+                self.sender_report, self.sender_report_at = p, now
+                if self.next_sender_reports is None:
+                    self.next_sender_reports = now
+
+    def _sender_reports(self, now: float) -> list[Out]:
+        """SR translation: the publisher's NTP/RTP time pair, carried to now, in each player's numbering."""
+        sr = self.sender_report
+        self.next_sender_reports = now + SENDER_REPORT_INTERVAL
+        out: list[Out] = []
+        elapsed = now - self.sender_report_at
+        ntp = (sr.ntp_time + round(elapsed * 2**32)) & 0xFFFFFFFFFFFFFFFF
+        rtp_in = (sr.rtp_time + round(elapsed * self.spec.clock_rate)) & 0xFFFFFFFF
+        for p in self.players:
+            if p.addr is None or not p.started or p.timestamps is None:
+                continue
+            report = SenderReport(p.ssrc, ntp, p.timestamp(rtp_in, now, self.spec.clock_rate),
+                                  p.packets_sent & 0xFFFFFFFF, p.octets_sent & 0xFFFFFFFF)
+            out.append((0, serialize([report]), p.addr))
+        self.counters["sender_reports"] += len(out)
+        return out
 
     # ----- players ---------------------------------------------------------------------------
 
@@ -186,8 +219,8 @@ class PublisherTrack:
     # ----- timers ----------------------------------------------------------------------------
 
     def next_timer(self) -> float | None:
-        times = [t for t in (self.jitter.next_timer(), self.nack.next_timer(), self.requester.next_timer())
-                 if t is not None]
+        times = [t for t in (self.jitter.next_timer(), self.nack.next_timer(), self.requester.next_timer(),
+                             self.next_sender_reports) if t is not None]
         return min(times) if times else None
 
     def on_timer(self, now: float) -> list[Out]:
@@ -216,6 +249,8 @@ class PublisherTrack:
         self._congestion_keyframes(now)
         if self.jitter.take_keyframe_needed() | self.nack.take_keyframe_needed():
             self.requester.request(now, "repair")
+        if self.next_sender_reports is not None and now >= self.next_sender_reports:
+            out += self._sender_reports(now)
         # every timer is consumed, with or without a publisher to send to, so none stays due
         lost = self.nack.poll(now, self.settings.rtt)
         send_pli = self.requester.poll(now)

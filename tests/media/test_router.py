@@ -242,3 +242,20 @@ def test_timestamps_continue_across_a_publisher_restart(router):
     (video2,) = router.add_publisher(1, "s1", VIDEO_ONLY)
     out = router.on_datagram(video2, rtp(9, 777_000, 2), ("127.0.0.1", 5555), 2 / 30 + 0.5)
     assert media(out)[0][2] == 11000 + round(0.5 * 90000)  # continues by the wall time that passed
+
+
+def test_sender_reports_are_translated_for_each_player(router):
+    from sfu.rtp.rtcp import SenderReport
+
+    (video,) = router.add_publisher(1, "s1", VIDEO_ONLY)
+    ssrcs, _ = router.add_player(1, "s1", "sa", {"video": P1})
+    router.on_datagram(video, rtp(100, 90_000, 7, VP8_KEY), PUB, 10.0)
+    ntp = 0xE000_0000_8000_0000  # some NTP time, .5 s fraction
+    router.on_datagram(video, serialize([SenderReport(7, ntp, 90_000, 1, 1000)]), PUB, 10.0)
+    out = run_timers(router, 11.0)
+    reports = [p for key, d, addr in out if addr == P1 for p in parse_rtcp(d) if isinstance(p, SenderReport)]
+    assert len(reports) == 2  # at once when the first SR is known, then every second
+    last = reports[-1]
+    assert last.ssrc == ssrcs["video"] and last.packet_count == 1
+    assert last.ntp_time == ntp + 2**32  # one second later
+    assert last.rtp_time == 90_000 + 90_000  # the player's numbering kept the publisher's, one second on
