@@ -67,6 +67,7 @@ class MediaEndpoint:
         self._family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._used: set[int] = set()
         self._cursor = -1  # the last port handed out
+        self.unsent = 0
         self._tracks: dict[int, list] = {}  # track id -> [port, sockets or transports]
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -165,8 +166,10 @@ class MediaEndpoint:
             else:
                 entry = self._tracks.get(key)
                 handles = entry[1] if entry else None
-                if handles and isinstance(handles[0], asyncio.DatagramTransport):
+                if handles and not isinstance(handles[0], socket.socket):  # served: a transport
                     handles[0].sendto(packet, dest)
+                else:
+                    self.unsent += 1  # the track's port is not served yet (or closing)
         self._arm()
 
     def _arm(self) -> None:

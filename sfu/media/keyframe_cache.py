@@ -10,7 +10,9 @@ Rules:
    keyframe (keyframe and frame_start) begins a new GOP: the cache is reset to it, keeping the
    packets already held that carry the same timestamp (the keyframe's own packets that arrived
    before its first one). A keyframe start at or before the cached one's (a retransmission, a
-   duplicate) starts nothing: it is handled like any other packet (rule 2).
+   duplicate), or with the cached keyframe's own timestamp (H.264 sends SPS, PPS and the IDR as
+   separate NAL units of one access unit, each a keyframe start), starts nothing: it is handled
+   like any other packet (rule 2).
 2. Until the first keyframe, packets are ignored (`counters["ignored"]`). Packets older than the
    GOP's keyframe (ext_seq below its first packet) and duplicates (an ext_seq already held) are
    ignored too.
@@ -60,7 +62,7 @@ class KeyframeCache:
     def push(self, packet: MediaPacket) -> None:
         self.counters["packets"] += 1
         newer = self._keyframe_ts is None or packet.ext_seq > self._first_seq
-        if packet.keyframe and packet.frame_start and newer:
+        if packet.keyframe and packet.frame_start and newer and packet.timestamp != self._keyframe_ts:
             self._start_gop(packet)
             return
         if (self._keyframe_ts is None or packet.ext_seq < self._first_seq

@@ -37,8 +37,14 @@ class MediaService:
         ssrcs, out = self.router.add_player(app_id, stream_id, session_id, addrs, payload_types, l3=l3,
                                             now=self.endpoint.loop.time())
         self.endpoint.send(out)
-        return {"host": self.host, "port": self.endpoint.port,
-                "tracks": [{"kind": kind, "ssrc": ssrc} for kind, ssrc in ssrcs.items()]}
+        live = {spec.kind: spec for _, spec in self.router.publisher_tracks(app_id, stream_id)}
+        tracks = []
+        for kind, ssrc in ssrcs.items():
+            track = {"kind": kind, "ssrc": ssrc}
+            if kind in live:  # known once the stream is published
+                track.update(codec=live[kind].codec, payload_type=live[kind].payload_type)
+            tracks.append(track)
+        return {"host": self.host, "port": self.endpoint.port, "tracks": tracks}
 
     def end_stream(self, app_id: int, stream_id: str) -> None:
         ids = self.router.end_stream(app_id, stream_id)

@@ -26,7 +26,7 @@ async def test_playing_a_stream_before_it_exists_starts_when_it_appears(node, cl
     await host.stop_publishing_stream()
     stopped = await rec.wait("player", stream_id="later", state=P.PLAY_REQUESTING, start=mark)
     await host.start_publishing_stream("later")
-    await rec.wait("player", stream_id="later", state=P.PLAYING, start=rec.events.index(stopped))
+    await rec.wait("player", stream_id="later", state=P.PLAYING, start=next(i for i, e in enumerate(rec.events) if e is stopped))
     assert rec.states("player", "later") == [P.PLAY_REQUESTING, P.PLAYING, P.PLAY_REQUESTING, P.PLAYING]
     assert all(e.error_code == 0 for e in rec.of("player"))
 

@@ -134,3 +134,37 @@ async def test_bad_tracks_are_refused_before_the_stream_is_announced(node, conne
     assert node.service.room_streams(1234567890, "room1") == []
     assert (await watcher.request("heartbeat"))["type"] == "reply"
     assert not [e for e in watcher.events if e["event"] == "room_stream_update"]
+
+
+async def test_the_node_nacks_a_gap_and_asks_for_a_keyframe_on_the_publishers_socket(node, connect):
+    from sfu.rtp.rtcp import Nack, Pli, parse_rtcp
+
+    from tests.media.rtp import VP8_DELTA
+
+    host, viewer = await connect(node), await connect(node)
+    await host.login("room1", "host")
+    await viewer.login("room1", "viewer")
+    media = (await host.request("publish", stream_id="s1"))["result"]["media"]
+    video = (media["host"], media["tracks"][1]["port"])
+    play = (await viewer.request("play", stream_id="s1", resource_mode=3))["result"]["media"]
+    assert [(t["kind"], t.get("codec")) for t in play["tracks"]] == [("audio", "opus"), ("video", "VP8")]
+    pub, pproto = await udp()
+    pub.sendto(rtp(100, 0, 0x77, VP8_DELTA), video)  # no keyframe yet: a player will want one
+    vssrc = [t["ssrc"] for t in play["tracks"] if t["kind"] == "video"][0]
+    vt, _ = await udp()
+    vt.sendto(rtcp_rr(vssrc), (play["host"], play["port"]))  # the player starts, with no keyframe cached
+    pub.sendto(rtp(103, 9000, 0x77, VP8_DELTA), video)  # 101 and 102 are lost
+    got_nack = got_pli = False
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while not (got_nack and got_pli) and loop.time() < deadline:
+        data = await asyncio.wait_for(pproto.queue.get(), max(0.01, deadline - loop.time()))
+        for packet in parse_rtcp(data):
+            if isinstance(packet, Nack) and packet.media_ssrc == 0x77:
+                assert packet.lost[:2] == [101, 102]
+                got_nack = True
+            if isinstance(packet, Pli) and packet.media_ssrc == 0x77:
+                got_pli = True
+    assert got_nack and got_pli
+    pub.close()
+    vt.close()

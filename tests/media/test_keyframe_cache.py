@@ -111,3 +111,15 @@ def test_bad_limits_are_refused():
         KeyframeCache(max_packets=0)
     with pytest.raises(ValueError):
         KeyframeCache(max_bytes=0)
+
+
+def test_h264_sps_pps_and_idr_of_one_access_unit_stay_together():
+    cache = KeyframeCache()
+    sps = pkt(10, 9000, start=True, key=True)
+    pps = pkt(11, 9000, start=True, key=True)
+    idr = [pkt(12, 9000, start=True, key=True), pkt(13, 9000, marker=True)]
+    for p in [sps, pps, *idr, pkt(14, 12000, start=True, marker=True)]:
+        cache.push(p)
+    assert seqs(cache.snapshot()) == [10, 11, 12, 13, 14]
+    cache.push(pkt(15, 15000, start=True, key=True))  # the next access unit's keyframe: a new GOP
+    assert seqs(cache.snapshot()) == [15]
