@@ -120,6 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     from sfu.rtp_tools import add_parsers as add_rtp_commands  # rtp-publish, rtp-play, rtp-stop
 
     add_rtp_commands(sub)
+
+    from sfu.client.media.cli import add_media_commands  # `publish`, `play` (heavy imports only when run)
+
+    add_media_commands(sub)
     return p
 
 

@@ -4,6 +4,13 @@ Local state: the room (None = logged out), publishers by channel, players by str
 change is reported through the EventHandler, in order, by one Dispatcher task. Each call sends one
 request (docs/protocol.md) and awaits its reply; a failure emits the failed state and raises
 EngineError. One login uses one Connection; logout, kick-out and a failed reconnection end it.
+
+Media (sfu.client.media): a publish reply's `media` starts a MediaPublisher (RTP to the node's
+track ports); a play reply's `media` starts a MediaPlayer. With media, a player reports PLAYING
+when the node says the stream is live *and* a frame has arrived since; without media in the reply
+(a node without a media plane) PLAYING follows the node alone. Media stops with
+stop_publishing_stream / stop_playing_stream, and when the session ends (logout, kick-out, failed
+reconnection, destroy); it keeps flowing while signalling reconnects.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -22,7 +30,11 @@ from .connection import Connection, State
 from .dispatcher import Dispatcher
 from .error import EngineError
 from .handler import EventHandler
-from .types import EngineProfile, PlayerConfig, RoomConfig, Stream, User
+from .types import EngineProfile, PlayerConfig, PlayerStats, PublisherConfig, PublisherStats, RoomConfig, Stream, User
+
+if TYPE_CHECKING:  # imported when first used: PyAV and numpy load only for media
+    from .media.player import MediaPlayer
+    from .media.publisher import MediaPublisher
 
 log = logging.getLogger("sfu.client")
 
@@ -33,11 +45,15 @@ R = RoomStateChangedReason
 class _Publisher:
     stream_id: str
     state: PublisherState
+    media: MediaPublisher | None = None
 
 
 @dataclass(eq=False)
 class _Player:
     state: PlayerState
+    media: MediaPlayer | None = None
+    with_media: bool = False  # the play reply carried `media`: PLAYING waits for a frame
+    live: bool = False  # the node says the stream is live
 
 
 class Engine:
@@ -57,6 +73,8 @@ class Engine:
         self._user: User | None = None
         self._publishers: dict[int, _Publisher] = {}
         self._players: dict[str, _Player] = {}
+        self._closing: set[asyncio.Task] = set()  # media still releasing its worker thread; destroy awaits them
+        self._player_stats: dict[str, PlayerStats] = {}  # the last stats of stopped players
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -89,6 +107,7 @@ class Engine:
             if conn is not None:
                 await conn.close()
             await engine._http.close()
+            await asyncio.gather(*engine._closing, return_exceptions=True)
         await engine._dispatcher.close()
 
     # -- what tests and tools may read ---------------------------------------------------------
@@ -178,7 +197,10 @@ class Engine:
 
     # -- publish -------------------------------------------------------------------------------
 
-    async def start_publishing_stream(self, stream_id: str, extra_info: str = "", channel: int = 0) -> None:
+    async def start_publishing_stream(self, stream_id: str, extra_info: str = "", channel: int = 0,
+                                      config: PublisherConfig | None = None) -> None:
+        """Publish `stream_id`; once the node answers, send media as `config` says (default: a VP8 test
+        pattern and an Opus tone, see PublisherConfig)."""
         self._check_alive()
         current = self._publishers.get(channel)
         if current is not None:
@@ -186,30 +208,53 @@ class Engine:
                 return
             raise EngineError(ErrorCode.INVALID_ARGUMENT,
                               message=f"channel {channel} already publishes {current.stream_id!r}; stop it first")
+        from .media.publisher import MediaPublisher
+
+        try:
+            media = MediaPublisher(config or PublisherConfig())
+        except ValueError as e:
+            raise EngineError(ErrorCode.INVALID_ARGUMENT, message=f"publisher config: {e}") from None
         self._emit_publisher(stream_id, PublisherState.PUBLISH_REQUESTING, 0)
         if self._room_id is None or self._conn is None:
+            self._close_media(media)
             error = EngineError(ErrorCode.PUBLISH_NOT_LOGGED_IN)
             self._emit_publisher(stream_id, PublisherState.NO_PUBLISH, error.code)
             raise error
-        pub = self._publishers[channel] = _Publisher(stream_id, PublisherState.PUBLISH_REQUESTING)
+        pub = self._publishers[channel] = _Publisher(stream_id, PublisherState.PUBLISH_REQUESTING, media)
+        reply: dict = {}
 
         def published(result: dict) -> None:
+            reply.update(result)
             if self._publishers.get(channel) is pub:
                 pub.state = _enum(PublisherState, result.get("state"), PublisherState.PUBLISHING)
                 self._emit_publisher(stream_id, pub.state, 0)
 
         try:
-            await self._conn.request("publish", {"stream_id": stream_id, "extra_info": extra_info}, published)
+            await self._conn.request("publish", {"stream_id": stream_id, "extra_info": extra_info,
+                                                 "tracks": media.tracks_request()}, published)
         except EngineError as e:
+            self._close_media(media)
             if self._publishers.get(channel) is pub:
                 del self._publishers[channel]
                 self._emit_publisher(stream_id, PublisherState.NO_PUBLISH, e.code, e.extended_data)
             raise
+        if self._publishers.get(channel) is not pub or not isinstance(reply.get("media"), dict):
+            self._close_media(media)  # stopped meanwhile, or a node without a media plane
+            return
+        try:
+            await media.start(reply["media"], self._profile.server)
+        except (OSError, KeyError, TypeError, ValueError) as e:
+            log.warning("cannot send media for %r: %r", stream_id, e)
+            self._close_media(media)
 
     async def stop_publishing_stream(self, channel: int = 0) -> None:
         self._check_alive()
         pub = self._publishers.pop(channel, None)
-        if pub is None or self._conn is None:
+        if pub is None:
+            return
+        if pub.media is not None:
+            await pub.media.wait_closed()
+        if self._conn is None:
             return
         try:
             await self._stop("stop_publish", pub.stream_id, ErrorCode.NOT_PUBLISHING)
@@ -221,22 +266,33 @@ class Engine:
     # -- play ----------------------------------------------------------------------------------
 
     async def start_playing_stream(self, stream_id: str, config: PlayerConfig | None = None) -> None:
+        """Play `stream_id`; once the node answers, receive its media (see PlayerConfig, get_player_stats)."""
         self._check_alive()
-        mode = (config or PlayerConfig()).resource_mode
+        config = config or PlayerConfig()
+        mode = config.resource_mode
         if stream_id in self._players:
             return
+        started_at = asyncio.get_running_loop().time()
         self._emit_player(stream_id, PlayerState.PLAY_REQUESTING, 0)
         if self._room_id is None or self._conn is None:
             error = EngineError(ErrorCode.PLAY_NOT_LOGGED_IN)
             self._emit_player(stream_id, PlayerState.NO_PLAY, error.code)
             raise error
         player = self._players[stream_id] = _Player(PlayerState.PLAY_REQUESTING)
+        self._player_stats.pop(stream_id, None)
+        reply: dict = {}
 
         def started(result: dict) -> None:
-            if self._players.get(stream_id) is player and player.state is PlayerState.PLAY_REQUESTING \
-                    and result.get("state") == PlayerState.PLAYING:
-                player.state = PlayerState.PLAYING
-                self._emit_player(stream_id, PlayerState.PLAYING, 0)
+            reply.update(result)
+            if self._players.get(stream_id) is not player:
+                return
+            player.with_media = isinstance(result.get("media"), dict)
+            if player.state is PlayerState.PLAY_REQUESTING and result.get("state") == PlayerState.PLAYING:
+                if player.with_media:
+                    player.live = True  # PLAYING when the first frame arrives
+                else:
+                    player.state = PlayerState.PLAYING
+                    self._emit_player(stream_id, PlayerState.PLAYING, 0)
 
         try:
             await self._conn.request("play", {"stream_id": stream_id, "resource_mode": int(mode)}, started)
@@ -245,10 +301,57 @@ class Engine:
                 del self._players[stream_id]
                 self._emit_player(stream_id, PlayerState.NO_PLAY, e.code, e.extended_data)
             raise
+        if self._players.get(stream_id) is not player or not player.with_media:
+            return
+        from .media.player import MediaPlayer
+
+        try:
+            media = MediaPlayer(reply["media"], self._profile.server, decode=config.decode, started_at=started_at)
+        except (KeyError, TypeError, ValueError) as e:
+            log.warning("play reply for %r has unusable media %r: %r", stream_id, reply.get("media"), e)
+            return
+        player.media = media
+        try:
+            await media.start()
+        except OSError as e:
+            log.warning("cannot receive media for %r: %r", stream_id, e)
+            self._close_media(media)
+            return
+        if player.live and self._players.get(stream_id) is player:
+            media.arm(lambda: self._on_first_frame(stream_id, player))
+
+    def get_player_stats(self, stream_id: str) -> PlayerStats:
+        """What the player of `stream_id` has received so far; after stop_playing_stream (or the end of
+        the session), its last stats until the stream is played again."""
+        player = self._players.get(stream_id)
+        if player is not None:
+            return player.media.stats() if player.media is not None else PlayerStats()
+        stats = self._player_stats.get(stream_id)
+        if stats is None:
+            raise EngineError(ErrorCode.NOT_PLAYING, message=f"not playing {stream_id!r}")
+        return stats
+
+    def get_publisher_stats(self, channel: int = 0) -> PublisherStats:
+        """What the publisher on `channel` has sent so far."""
+        pub = self._publishers.get(channel)
+        if pub is None:
+            raise EngineError(ErrorCode.NOT_PUBLISHING, message=f"nothing is published on channel {channel}")
+        return pub.media.stats() if pub.media is not None else PublisherStats()
+
+    def _on_first_frame(self, stream_id: str, player: _Player) -> None:
+        if self._players.get(stream_id) is player and player.live and player.state is not PlayerState.PLAYING:
+            player.state = PlayerState.PLAYING
+            self._emit_player(stream_id, PlayerState.PLAYING, 0)
 
     async def stop_playing_stream(self, stream_id: str) -> None:
         self._check_alive()
-        if self._players.pop(stream_id, None) is None or self._conn is None:
+        player = self._players.pop(stream_id, None)
+        if player is None:
+            return
+        if player.media is not None:
+            await player.media.wait_closed()
+            self._player_stats[stream_id] = player.media.stats()
+        if self._conn is None:
             return
         try:
             await self._stop("stop_play", stream_id, ErrorCode.NOT_PLAYING)
@@ -307,19 +410,30 @@ class Engine:
         if channel is None:
             return
         if state is PublisherState.NO_PUBLISH:
-            del self._publishers[channel]
+            self._close_media(self._publishers.pop(channel).media)
         else:
             self._publishers[channel].state = state
         self._emit_publisher(stream_id, state, int(frame.get("error_code") or 0), _dict(frame.get("extended_data")))
 
     def _event_player_state_update(self, frame: dict) -> None:
         stream_id, state = frame["stream_id"], PlayerState(int(frame["state"]))
-        if stream_id not in self._players:
+        player = self._players.get(stream_id)
+        if player is None:
             return
         if state is PlayerState.NO_PLAY:
             del self._players[stream_id]
+            self._stop_player_media(stream_id, player)
+        elif player.with_media:
+            player.live = state is PlayerState.PLAYING
+            if player.live:  # PLAYING is reported with the first frame from now on
+                if player.media is not None:
+                    player.media.arm(lambda: self._on_first_frame(stream_id, player))
+                return
+            if player.media is not None:
+                player.media.disarm()
+            player.state = state
         else:
-            self._players[stream_id].state = state
+            player.state = state
         self._emit_player(stream_id, state, int(frame.get("error_code") or 0), _dict(frame.get("extended_data")))
 
     def _event_room_token_will_expire(self, frame: dict) -> None:
@@ -356,6 +470,10 @@ class Engine:
         room, self._room_id = self._room_id, None
         if self._conn is not None:
             self._conn.forget_session()
+        for pub in self._publishers.values():
+            self._close_media(pub.media)
+        for stream_id, player in self._players.items():
+            self._stop_player_media(stream_id, player)
         self._emit_room(room, reason, code, extended)
         for pub in self._publishers.values():
             self._emit_publisher(pub.stream_id, PublisherState.NO_PUBLISH, code)
@@ -363,6 +481,19 @@ class Engine:
             self._emit_player(stream_id, PlayerState.NO_PLAY, code)
         self._publishers.clear()
         self._players.clear()
+
+    def _close_media(self, media) -> None:
+        """Stop a MediaPublisher/MediaPlayer now; destroy waits for its worker thread."""
+        if media is not None:
+            media.close()
+            task = asyncio.get_running_loop().create_task(media.wait_closed())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    def _stop_player_media(self, stream_id: str, player: _Player) -> None:
+        if player.media is not None:
+            self._close_media(player.media)
+            self._player_stats[stream_id] = player.media.stats()
 
     # -- helpers ---------------------------------------------------------------------------------
 

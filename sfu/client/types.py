@@ -1,8 +1,9 @@
-"""The seeds' value types: User, Stream, RoomConfig, PlayerConfig, EngineProfile."""
+"""The seeds' value types: User, Stream, RoomConfig, PlayerConfig, EngineProfile; media: PublisherConfig,
+PublisherStats, PlayerStats."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
 from sfu.enums import ResourceMode
 
@@ -50,7 +51,83 @@ class RoomConfig:
 
 @dataclass
 class PlayerConfig:
+    """start_playing_stream options. `decode`: decode the video with PyAV (frames_decoded counts the
+    pictures); without it frames are reassembled and measured only."""
+
     resource_mode: ResourceMode = ResourceMode.DEFAULT
+    decode: bool = False
+
+
+@dataclass
+class PublisherConfig:
+    """What start_publishing_stream sends over RTP once the node has answered.
+
+    `source` None: a synthetic test pattern (a moving bar and the frame number) and a 440 Hz tone;
+    a path: that media file, decoded and re-encoded, looped (its audio, else the tone).
+    `video_codec` is "VP8" or "H264"; `gop_seconds` is the keyframe interval. `video`/`audio`
+    turn a track off.
+    """
+
+    video_codec: str = "VP8"
+    source: str | None = None
+    width: int = 640
+    height: int = 360
+    fps: float = 30.0
+    gop_seconds: float = 2.0
+    video_bitrate: int = 800_000
+    audio: bool = True
+    video: bool = True
+    audio_bitrate: int = 32_000
+
+
+@dataclass
+class PublisherStats:
+    """What a publisher has sent (engine.get_publisher_stats). `local_addresses`: kind -> (host, port)
+    of the UDP socket each track sends from (and receives RTCP feedback on)."""
+
+    frames_sent: int = 0
+    keyframes_sent: int = 0
+    audio_frames_sent: int = 0
+    packets_sent: int = 0
+    bytes_sent: int = 0
+    nacks_received: int = 0
+    packets_retransmitted: int = 0
+    keyframe_requests: int = 0
+    frames_skipped: int = 0
+    local_addresses: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class PlayerStats:
+    """What a player has received (engine.get_player_stats).
+
+    frames_received: complete video frames; frames_decoded: pictures the decoder gave (decode=True);
+    frames_dropped: video frames given up incomplete; first_frame_time: seconds from
+    start_playing_stream to the first complete keyframe (None before); latencies: per complete
+    video frame, the wallclock when it became complete minus its abs-capture-time, seconds;
+    packets_received / packets_lost: RTP packets of both tracks (lost: RFC 3550 cumulative);
+    nacks_sent / plis_sent: RTCP feedback packets sent; audio_frames_received: Opus packets.
+    """
+
+    frames_received: int = 0
+    frames_decoded: int = 0
+    frames_dropped: int = 0
+    first_frame_time: float | None = None
+    latencies: list[float] = field(default_factory=list)
+    packets_received: int = 0
+    packets_lost: int = 0
+    nacks_sent: int = 0
+    plis_sent: int = 0
+    audio_frames_received: int = 0
+    keyframes_received: int = 0
+    decode_errors: int = 0
+    video_codec: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
 @dataclass
