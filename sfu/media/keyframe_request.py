@@ -74,7 +74,7 @@ class KeyframeRequester:
         self._retry_at = None
 
     def _interval_over(self, now: float) -> bool:
-        return self._last_sent is None or now - self._last_sent >= self.min_interval
+        return self._last_sent is None or now >= self._last_sent + self.min_interval  # as next_timer sums it
 
     def poll(self, now: float) -> bool:
         """True when a request should be sent to the publisher now (then build it with ``packet``)."""

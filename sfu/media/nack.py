@@ -128,14 +128,16 @@ class NackGenerator:
         asks = []
         done = []
         for seq, item in self._missing.items():
-            if now - item.since >= self.max_age:
+            # compare with the same sums next_timer() returns, so a timer fired at its deadline
+            # always acts (now - a >= b can be false at now == a + b in floating point)
+            if now >= item.since + self.max_age:
                 done.append(seq)
             elif item.tries == 0:
-                if now - item.since >= self.reorder_delay:
+                if now >= item.since + self.reorder_delay:
                     item.tries, item.sent_at = 1, now
                     counters["nacked"] += 1
                     asks.append(seq)
-            elif now - item.sent_at >= interval:
+            elif now >= item.sent_at + interval:
                 if item.tries >= self.max_retries:
                     done.append(seq)
                 else:

@@ -197,7 +197,7 @@ class FrameAssembler:
                 self._finish(f)
                 self._release(f, out)
                 continue
-            if now - f.first_arrival < self.max_wait and not self._later_keyframe():
+            if now < f.first_arrival + self.max_wait and not self._later_keyframe():  # as next_timer sums it
                 break
             if complete:  # a gap before a non-key frame: the gap is the loss
                 self._count_gap()

@@ -260,7 +260,7 @@ class PlayerTrack:
         if needed:
             self._send_pli(now)
         elif (self._waiting() and self._last_pli is not None and self._packet_since_pli
-              and now - self._last_pli >= self.pli_interval):
+              and now >= self._last_pli + self.pli_interval):  # as next_timer sums it
             self._send_pli(now)
 
     def _waiting(self) -> bool:
@@ -291,7 +291,8 @@ class PlayerTrack:
         if self._assembler is None:
             return None
         times = [t for t in (self._nack.next_timer(), self._assembler.next_timer()) if t is not None]
-        if self._waiting() and self._last_pli is not None:
+        if self._waiting() and self._last_pli is not None and self._packet_since_pli:
+            # only when poll would act on it: a PLI is repeated once packets flow again
             times.append(self._last_pli + self.pli_interval)
         return min(times) if times else None
 
