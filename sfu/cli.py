@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from sfu import __version__
-from sfu.config import Config, ConfigError, NodeConfig, default_state_file, dev_app, load_config, parse_port_range
+from sfu.config import Config, ConfigError, default_state_file, dev_app, load_config, parse_port_range
 
 
 def _serve(args: argparse.Namespace) -> int:
