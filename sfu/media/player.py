@@ -20,6 +20,7 @@ class PlayerPath:
 
     congestion: PlayerCongestion = field(default_factory=lambda: PlayerCongestion(start_bps=8_000_000))
     budget: LatencyBudget = field(default_factory=LatencyBudget)
+    measured: bool = False  # has the player said anything about its path (RR, REMB)? Until then: no limits
 
 
 @dataclass(slots=True)
@@ -65,7 +66,7 @@ class PlayerTrack:
     def admit(self, p: MediaPacket, now: float) -> bool:
         """RTC: does this packet go to the player? The latency budget decides once per frame."""
         path = self.path
-        if path is None:
+        if path is None or not path.measured:
             return True
         budget = path.budget
         size = len(p.data)
@@ -91,7 +92,7 @@ class PlayerTrack:
         """L3: does this released frame go to the player? Judged from its release, not its capture:
         the shared target delay is chosen, not this path's fault."""
         path = self.path
-        if path is None:
+        if path is None or not path.measured:
             return True
         path.budget.on_time(now)
         size = sum(len(p.data) for p in frame.packets)

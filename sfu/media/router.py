@@ -217,6 +217,7 @@ class Router:
             if isinstance(packet, (ReceiverReport, Remb)):
                 entry = self._player_ssrcs.get(packet.ssrc if isinstance(packet, ReceiverReport) else packet.sender_ssrc)
                 if entry is not None and entry[0].path is not None:
+                    entry[0].path.measured = True
                     cc = entry[0].path.congestion
                     if isinstance(packet, Remb):
                         cc.on_remb(packet.bitrate_bps, now)

@@ -259,3 +259,15 @@ def test_sender_reports_are_translated_for_each_player(router):
     assert last.ssrc == ssrcs["video"] and last.packet_count == 1
     assert last.ntp_time == ntp + 2**32  # one second later
     assert last.rtp_time == 90_000 + 90_000  # the player's numbering kept the publisher's, one second on
+
+
+def test_a_player_that_never_reports_on_its_path_is_not_limited(router):
+    (video,) = router.add_publisher(1, "s1", VIDEO_ONLY)
+    router.add_player(1, "s1", "silent", {"video": P1})  # e.g. ffmpeg: no RTCP reaches the node
+    big = VP8_DELTA + bytes(1100)
+    sent = 0
+    for i in range(300):  # ~10 Mbit/s: above the estimate a player starts from
+        for k in range(30):
+            sent += len(media(router.on_datagram(video, rtp(30 * i + k, 3000 * i, 7, VP8_KEY if i == k == 0 else big,
+                                                           marker=k == 29), PUB, i / 30)))
+    assert sent == 9000
