@@ -92,6 +92,17 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    """`sfu bench NAME ARGS...`: bench/NAME.py's main(ARGS) (bench/ is in a source checkout, not installed)."""
+    import runpy
+
+    script = Path(__file__).resolve().parent.parent / "bench" / f"{args.bench}.py"
+    if not script.is_file():
+        print(f"sfu bench: {script} not found (benchmarks run from a source checkout)", file=sys.stderr)
+        return 2
+    return runpy.run_path(str(script), run_name="sfu_bench")["main"](args.argv)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sfu", description="Selective forwarding unit for ultra-low-latency live streaming.")
     p.add_argument("--version", action="version", version=f"sfu {__version__}")
@@ -124,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     from sfu.client.media.cli import add_media_commands  # `publish`, `play` (heavy imports only when run)
 
     add_media_commands(sub)
+
+    b = sub.add_parser("bench", help="run a benchmark from bench/ (bench/README.md)")
+    b.add_subparsers(dest="bench", required=True).add_parser(  # its arguments go to the script as they are
+        "fanout", prefix_chars="\0", add_help=False, help="one publisher to N players against a C relay",
+    ).add_argument("argv", nargs="*")
+    b.set_defaults(func=_bench)
     return p
 
 
