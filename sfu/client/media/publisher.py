@@ -143,11 +143,10 @@ class MediaPublisher:
         captured = time.time()
         return captured, self._video_encoder.encode(picture, force)
 
-    async def _video_loop(self, track: _Track) -> None:
+    async def _ticks(self, interval: float):
+        """Frame indexes on a fixed schedule by the event loop's clock, with how many were skipped:
+        a tick that falls a whole interval behind is skipped, never sent in a burst."""
         loop = asyncio.get_running_loop()
-        fps = self.config.fps
-        interval = 1 / fps
-        base = secrets.randbits(32)
         start = loop.time()
         n = 0
         while not self._closed:
@@ -155,10 +154,17 @@ class MediaPublisher:
             delay = due - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            behind = int((loop.time() - due) / interval)
-            if behind >= 1:
-                n += behind
-                self.frames_skipped += behind
+            behind = max(0, int((loop.time() - due) / interval))
+            n += behind
+            yield n, behind
+            n += 1
+
+    async def _video_loop(self, track: _Track) -> None:
+        loop = asyncio.get_running_loop()
+        fps = self.config.fps
+        base = secrets.randbits(32)
+        async for n, skipped in self._ticks(1 / fps):
+            self.frames_skipped += skipped
             force = track.core.take_keyframe_request()
             captured, encoded = await loop.run_in_executor(self._executor, self._produce_video, n, force)
             if self._closed:
@@ -167,26 +173,14 @@ class MediaPublisher:
             now = loop.time()
             for frame in encoded:
                 track.send(track.core.send_frame(frame.data, timestamp, now, ntp_from_unix(captured)))
-            n += 1
 
     async def _audio_loop(self, track: _Track) -> None:
         loop = asyncio.get_running_loop()
-        interval = 1 / AUDIO_RATE
         base = secrets.randbits(32)
-        start = loop.time()
-        n = 0
-        while not self._closed:
-            due = start + n * interval
-            delay = due - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            behind = int((loop.time() - due) / interval)
-            if behind >= 1:
-                n += behind
+        async for n, _ in self._ticks(1 / AUDIO_RATE):
             timestamp = base + n * (48000 // AUDIO_RATE)
             for data in self._audio_encoder.encode(self._audio_source.frame(n)):
                 track.send(track.core.send_frame(data, timestamp, loop.time()))
-            n += 1
 
     async def _report_loop(self) -> None:
         loop = asyncio.get_running_loop()
