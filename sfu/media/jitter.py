@@ -139,6 +139,16 @@ class JitterBuffer:
 
     # -- inputs -------------------------------------------------------------------------------
 
+    def reset(self) -> None:
+        """Forget every frame and estimate, as if new (the counters, delay samples and RTT stay):
+        for a track whose L3 timeline stops when its last L3 player leaves."""
+        counters, samples, rtt = self.counters, self.delay_samples, self.rtt
+        self.__init__(self.clock_rate, min_delay=self.min_delay, max_delay=self.max_delay,
+                      rtt_allowance=self.rtt_allowance, jitter_factor=self.jitter_factor, audio=self.audio,
+                      margin=self.margin, decay=self.decay, max_frames=self.max_frames,
+                      max_packets=self.max_packets)
+        self.counters, self.delay_samples, self.rtt = counters, samples, rtt
+
     def set_rtt(self, rtt: float) -> None:
         self.rtt = max(0.0, rtt)
 

@@ -121,6 +121,14 @@ class NackGenerator:
         if is_keyframe and self._missing:
             self._forget_below(ext_seq)
 
+    def advance_to(self, ext_seq: int) -> None:
+        """Every ext_seq up to ``ext_seq`` arrived in order (seen by the fast path, which calls
+        nothing per packet): the same state as ``on_packet`` for each of them, none a keyframe."""
+        if self._highest is None or ext_seq > self._highest:
+            self._highest = ext_seq
+            if self._early:
+                self._early = {seq for seq in self._early if seq > ext_seq}
+
     def poll(self, now: float, rtt: float) -> list[int]:
         self._rtt = rtt if rtt > 0 else self.default_rtt
         interval = max(self._rtt, self.min_interval)

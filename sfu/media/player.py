@@ -45,6 +45,7 @@ class PlayerTrack:
     last_frame_bytes: int = 0
     timestamps: TimestampRewriter | None = None  # made at the first packet: it keeps that numbering
     timestamps_reset: bool = False
+    fast: bool = False  # in its publisher track's fast table (sfu/media/track.py)
 
     def follow(self, epoch: int) -> None:
         """A (new) publisher: numbering continues after what this player already got."""

@@ -150,6 +150,15 @@ class SeqRewriter:
         self._folded = 0
         self._max_in = self._highest = None
 
+    def steady_delta(self) -> int | None:
+        """``d`` such that ``rewrite(e) == (e - d) & 0xFFFF`` for every ``e`` above the highest
+        input seen, as long as nothing more is dropped (the fast path's per-player offset); None
+        before the first packet. Rewriting those inputs one by one or rewriting only the last
+        of them leaves the rewriter in the same state (what the fast path relies on)."""
+        if not self._started or self._highest is None or (self._dropped and self._dropped[-1] > self._highest):
+            return None
+        return self._base + self._folded + len(self._dropped)
+
     @property
     def max_output(self) -> int | None:
         """The highest output sequence number so far (16-bit), or None before the first."""
@@ -219,6 +228,11 @@ class TimestampRewriter:
         self._offset = None
         self._reset_now = now
         self.counters["resets"] += 1
+
+    def steady_offset(self) -> int | None:
+        """``o`` such that ``rewrite(ts) == (ts + o) & 0xFFFFFFFF`` until the next reset (the fast
+        path's per-player offset); None before the first packet and right after a reset."""
+        return None if self._offset is None else self._offset & 0xFFFFFFFF
 
     @property
     def max_output(self) -> int | None:

@@ -27,6 +27,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sfu.media.fastpath import EV_NONE, EV_RTP
 from sfu.media.player import Addr, PlayerPath, PlayerTrack
 from sfu.media.track import MediaSettings, Out, PublisherTrack, TrackSpec
 from sfu.rtp.header import RtpParseError, is_rtcp, parse_rtp
@@ -56,7 +57,7 @@ class Router:
         self._next_track = 1
         self._epochs = 0
         self.counters: dict[str, int] = {"packets_in": 0, "bytes_in": 0, "packets_out": 0, "bytes_out": 0,
-                                         "nacks_received": 0, "keyframe_requests_received": 0}
+                                         "nacks_received": 0, "keyframe_requests_received": 0, "unsent": 0}
         self.dropped: dict[str, int] = {"malformed": 0, "unknown_ssrc": 0, "unbound_source": 0}
 
     # ----- the control side ------------------------------------------------------------------
@@ -166,37 +167,66 @@ class Router:
 
     def on_datagram(self, socket_key: int, data: bytes, addr: Addr, now: float) -> list[Out]:
         """One datagram in on a socket; the datagrams to send."""
-        self.counters["packets_in"] += 1
-        self.counters["bytes_in"] += len(data)
-        if len(data) < 8:
-            self.dropped["malformed"] += 1
-            return []
         if socket_key == SHARED:
+            self.counters["packets_in"] += 1
+            self.counters["bytes_in"] += len(data)
+            if len(data) < 8:
+                self.dropped["malformed"] += 1
+                return []
             return self._count(self._on_shared(data, addr, now))
         track = self._tracks.get(socket_key)
         if track is None:  # a port being closed
+            self.counters["packets_in"] += 1
+            self.counters["bytes_in"] += len(data)
             self.dropped["unknown_ssrc"] += 1
             return []
-        bound = track.addr
-        if is_rtcp(data):
-            # RTCP may come from another port of the bound host: senders without rtcp-mux (ffmpeg,
-            # GStreamer) send it from a second socket
-            if bound is not None and addr[0] != bound[0]:
-                self.dropped["unbound_source"] += 1
-                return []
-            track.on_rtcp(data, now)
-            return []
-        if bound is not None and bound != addr:
+        event = track.fast.ingest(data, addr, now)
+        out = track.fast.take_out()  # what the fast path sent (sans-IO: it has no socket)
+        if event != EV_NONE:
+            out += self._count(self._on_event(track, event, now))
+        self._absorb(track)
+        return out
+
+    def pump(self, socket_key: int, sock, now: float, send: Callable[[list[Out]], None]) -> None:
+        """The IO shell's way in: read what waits on a publisher track's socket. The fast path
+        sends its own datagrams (its track's `fast.output` is set); `send` gets the others as
+        they come, so the order toward each player holds."""
+        track = self._tracks.get(socket_key)
+        if track is None:
+            return
+        fast = track.fast
+        while (event := fast.pump(sock, now)) != EV_NONE:
+            out = self._on_event(track, event, now)
+            if out:
+                send(self._count(out))
+        self._absorb(track)
+
+    def _on_event(self, track: PublisherTrack, event: int, now: float) -> list[Out]:
+        if event == EV_RTP:
+            return track.on_rtp(now)
+        # RTCP may come from another port of the bound host: senders without rtcp-mux (ffmpeg,
+        # GStreamer) send it from a second socket
+        bound, addr = track.addr, track.fast.slow_addr
+        if bound is not None and addr[0] != bound[0]:
             self.dropped["unbound_source"] += 1
             return []
-        try:
-            header = parse_rtp(data)
-        except RtpParseError:
-            self.dropped["malformed"] += 1
-            return []
-        if bound is None:
-            track.addr = addr
-        return self._count(track.on_rtp(data, header, now))
+        track.on_rtcp(track.fast.slow_data, now)
+        return []
+
+    def _absorb(self, track: PublisherTrack) -> None:
+        """Fold what the track's fast path counted into the Router's and the track's counters."""
+        (packets_in, bytes_in, packets_out, bytes_out, malformed, unbound, bad_payload, unsent,
+         rtp_packets) = track.fast.take_counters()
+        c = self.counters
+        c["packets_in"] += packets_in
+        c["bytes_in"] += bytes_in
+        c["packets_out"] += packets_out
+        c["bytes_out"] += bytes_out
+        c["unsent"] += unsent
+        self.dropped["malformed"] += malformed
+        self.dropped["unbound_source"] += unbound
+        track.counters["bad_payload"] += bad_payload
+        track.counters["packets"] += rtp_packets
 
     def _on_shared(self, data: bytes, addr: Addr, now: float) -> list[Out]:
         if not is_rtcp(data):
@@ -217,7 +247,11 @@ class Router:
             if isinstance(packet, (ReceiverReport, Remb)):
                 entry = self._player_ssrcs.get(packet.ssrc if isinstance(packet, ReceiverReport) else packet.sender_ssrc)
                 if entry is not None and entry[0].path is not None:
-                    entry[0].path.measured = True
+                    if not entry[0].path.measured:  # its budget judges each frame now: out of the fast tables
+                        entry[0].path.measured = True
+                        stream = self._streams.get(entry[1])
+                        for track in stream.tracks.values() if stream else ():
+                            track.refresh()
                     cc = entry[0].path.congestion
                     if isinstance(packet, Remb):
                         cc.on_remb(packet.bitrate_bps, now)
@@ -264,5 +298,8 @@ class Router:
     def on_timer(self, now: float) -> list[Out]:
         out: list[Out] = []
         for track in list(self._tracks.values()):
-            out += track.on_timer(now)
-        return self._count(out)
+            slow = self._count(track.on_timer(now))
+            out += track.fast.take_out()  # the fast table's L3 players (sans-IO)
+            out += slow
+            self._absorb(track)
+        return out

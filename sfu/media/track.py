@@ -1,29 +1,41 @@
 """One publisher track: ingress, repair, caches, the L3 timeline, and the fan-out to its players.
 
-Per packet (`on_rtp`): widen the sequence number; inspect the payload (keyframe? frame start?);
-keep it for retransmission; feed the NACK generator (gaps toward the publisher), the RTC
-keyframe cache and the L3 jitter buffer; forward it at once to every RTC player.
-Per timer (`on_timer`): release due L3 frames to every L3 player at the same instant (and into
-the L3 keyframe cache); NACK what is missing; request a keyframe when the jitter buffer or the
-NACK generator needs one or a player asked, aggregated and rate-limited.
-A player that starts gets its mode's cached GOP at once, then follows live.
+The per-packet work lives in the track's `FastTrack` (sfu/media/fastpath.py: compiled, with a
+Python reference): parse, source check, sequence widening, payload inspection, the ring (the
+retransmission history and the RTC keyframe cache), and the fan-out of the next in-order packet
+to every player whose numbering is a steady offset. Everything else comes here (`on_rtp`):
+- a packet out of order (a gap, late, a retransmission), the first packet of a keyframe, or any
+  packet while some RTC player is not in the fast table (not started yet, or its path is
+  measured, so its latency budget judges each frame) or while the track has L3 players (each
+  packet feeds the L3 jitter buffer). Such a packet feeds the NACK generator (gaps toward the
+  publisher), the keyframe requester, the RTC keyframe cache's start and the jitter buffer, and
+  is forwarded to the RTC players here.
+Before Python touches the players it brings their rewriters up to what the fast path sent
+(`_pull`), and afterwards loads the fast table again from them (`_push`).
+Per timer (`on_timer`): release due L3 frames to every L3 player at the same instant (the fast
+table's L3 players in one fan-out; into the L3 keyframe cache too); NACK what is missing; request
+a keyframe when the jitter buffer or the NACK generator needs one or a player asked, aggregated
+and rate-limited.
+A player that starts gets its mode's cached GOP at once, then follows live. The L3 timeline runs
+while the track has L3 players; the first one seeds it from the ring's GOP, so it starts at once
+too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sfu.media.codecs import Codec, PayloadError, inspect_payload
+from sfu.media.codecs import Codec
+from sfu.media.fastpath import F_DROPPABLE, F_FRAME_START, F_KEYFRAME, F_LATE, F_MARKER, MODE_L3, \
+    MODE_RTC, FastTrack
 from sfu.media.jitter import JitterBuffer
 from sfu.media.keyframe_cache import KeyframeCache
 from sfu.media.keyframe_request import KeyframeRequester
 from sfu.media.nack import NackGenerator
 from sfu.media.packet import MediaPacket
 from sfu.media.player import Addr, PlayerTrack
-from sfu.media.retransmission import RetransmissionBuffer
 from sfu.rtp.header import parse_rtp, rewrite_rtp
 from sfu.rtp.rtcp import Nack, RtcpParseError, SenderReport, parse_rtcp, serialize
-from sfu.rtp.seq import SeqUnwrapper
 
 Out = tuple[int, bytes, Addr]  # (socket key to send from, datagram, destination)
 SENDER_REPORT_INTERVAL = 1.0  # seconds between the translated sender reports each player gets
@@ -48,7 +60,7 @@ class MediaSettings:
     l3_min_delay: float = 0.02
     l3_max_delay: float = 0.5
     keyframe_min_interval: float = 0.5
-    retransmission_packets: int = 4096
+    retransmission_packets: int = 4096  # the ring: a power of two
     retransmission_age: float = 2.0
 
 
@@ -63,54 +75,59 @@ class PublisherTrack:
         self.settings = settings
         self.codec = Codec.from_name(spec.codec)
         self.video = self.codec.is_video
-        self.addr: Addr | None = None
-        self.media_ssrc: int | None = None
-        self.last_packet: float | None = None
-        self.unwrapper = SeqUnwrapper()
-        self.history = RetransmissionBuffer(settings.retransmission_packets, settings.retransmission_age, settings.rtt)
+        self.fast = FastTrack(spec.codec, settings.retransmission_packets, settings.retransmission_age)
+        self._resent: dict[int, float] = {}  # ext_seq -> when last resent to a player (throttled by RTT)
         self.nack = NackGenerator(default_rtt=settings.rtt)
         self.requester = KeyframeRequester(settings.keyframe_min_interval)
         self.jitter = JitterBuffer(spec.clock_rate, min_delay=settings.l3_min_delay,
                                    max_delay=settings.l3_max_delay, audio=not self.video)
         self.jitter.set_rtt(settings.rtt)
-        self.rtc_cache = KeyframeCache() if self.video else None
         self.l3_cache = KeyframeCache() if self.video else None
+        self._l3_live = False  # the jitter buffer is fed (the track has L3 players)
+        self._l3_seed = False  # ... and is to be seeded from the ring's GOP first
+        self._l3_last: int | None = None  # last ext_seq of the last frame the fast table's L3 players got
         self.players: list[PlayerTrack] = []
+        self._loaded: list[PlayerTrack] = []  # the fast table, in slot order
         self.sender_report: SenderReport | None = None  # the publisher's last, and when it came
         self.sender_report_at = 0.0
         self.next_sender_reports: float | None = None
         self.counters = {"packets": 0, "bad_payload": 0, "nacks_sent": 0, "plis_sent": 0,
                          "retransmissions": 0, "frames_released": 0, "sender_reports": 0}
 
+    @property
+    def addr(self) -> Addr | None:
+        """The publisher's source address (the first RTP packet's binds it)."""
+        return self.fast.bound
+
+    @property
+    def media_ssrc(self) -> int | None:
+        return self.fast.ssrc
+
+    @property
+    def last_packet(self) -> float | None:
+        return self.fast.last_arrival
+
     # ----- ingress -------------------------------------------------------------------------
 
-    def on_rtp(self, data: bytes, header, now: float) -> list[Out]:
-        self.counters["packets"] += 1
-        self.last_packet = now
-        self.media_ssrc = header.ssrc
-        highest = self.unwrapper.highest
-        ext = self.unwrapper.unwrap(header.sequence_number)
-        late = highest is not None and ext <= highest
-        droppable = False
-        if self.video:
-            start = header.header_length
-            try:
-                info = inspect_payload(self.codec, memoryview(data)[start:start + header.payload_length])
-                keyframe, frame_start, droppable = info.keyframe, info.frame_start, info.droppable
-            except PayloadError:
-                self.counters["bad_payload"] += 1
-                keyframe = frame_start = False
-        else:
-            keyframe = frame_start = True
-        packet = MediaPacket(ext, header.timestamp, header.marker or not self.video, keyframe, frame_start, now,
-                             data, late, droppable)
-        self.history.store(ext, data, now)
+    def on_rtp(self, now: float) -> list[Out]:
+        """The packet the fast path just stored (`fast.last_ext`) and left to Python (module rules)."""
+        fast = self.fast
+        ext, flags, prev_newest = fast.last_ext, fast.last_flags, fast.slow_prev
+        stored = fast.packet(ext)
+        self._pull()
+        if prev_newest is not None:
+            self.nack.advance_to(prev_newest)
+        keyframe, frame_start, late = bool(flags & F_KEYFRAME), bool(flags & F_FRAME_START), bool(flags & F_LATE)
+        packet = MediaPacket(ext, stored.timestamp, bool(flags & F_MARKER), keyframe, frame_start, stored.arrival,
+                             stored.data, late, bool(flags & F_DROPPABLE))
         self.nack.on_packet(ext, now, is_keyframe=keyframe and frame_start, is_retransmission=late)
         if keyframe and frame_start:
             self.requester.on_keyframe(now)
-        if self.rtc_cache is not None:
-            self.rtc_cache.push(packet)
-        self.jitter.push(packet, now)
+            if self.video and (fast.gop_start is None or ext > fast.gop_start):
+                fast.gop_start = ext
+        if self._l3_live:
+            self._seed_l3()
+            self.jitter.push(packet, now)
         out: list[Out] = []
         pt = self.spec.payload_type
         for p in self.players:
@@ -126,6 +143,7 @@ class PublisherTrack:
                 p.sent(len(data_out), now)
                 out.append((0, data_out, p.addr))
         self._congestion_keyframes(now)
+        self._push()
         return out
 
     def _congestion_keyframes(self, now: float) -> None:
@@ -162,23 +180,106 @@ class PublisherTrack:
         self.counters["sender_reports"] += len(out)
         return out
 
+    # ----- the fast table --------------------------------------------------------------------
+
+    def _pull(self) -> None:
+        """Bring the players' numbering and counts up to what the fast path sent since `_push`."""
+        stats = self.fast.take_player_stats()
+        if not stats:
+            return
+        rate = self.spec.clock_rate
+        for p, (count, size, octets, last_ext, last_ts, last_arrival) in zip(self._loaded, stats):
+            if not count:
+                continue
+            p.rewriter.rewrite(last_ext)  # the same number the fast path gave it: now the rewriter knows
+            p.timestamp(last_ts, last_arrival, rate)
+            if p.last_ext is None or last_ext > p.last_ext:
+                p.last_ext = last_ext
+            p.packets_sent += count
+            p.octets_sent += octets
+            p.sent(size, last_arrival)
+
+    def _fast_mode(self, p: PlayerTrack) -> int:
+        """The player's mode in the fast table, or 0 when Python must see each of its packets."""
+        if not p.started or (p.path is not None and p.path.measured) or p.timestamps is None \
+                or p.timestamps_reset:
+            return 0
+        return MODE_L3 if p.l3 else MODE_RTC
+
+    def _push(self) -> None:
+        """Load the fast table from the players (after Python has changed them)."""
+        self._pull()  # what the fast path sent since the last load must not be lost
+        entries, loaded = [], []
+        fast_ok = not self._l3_live
+        pt_default = self.spec.payload_type
+        for p in self.players:
+            if p.addr is None:
+                continue
+            mode = self._fast_mode(p)
+            seq_delta = p.rewriter.steady_delta() if mode else None
+            ts_delta = p.timestamps.steady_offset() if mode else None
+            if seq_delta is None or ts_delta is None:
+                p.fast = False
+                if not p.l3:
+                    fast_ok = False
+                continue
+            p.fast = True
+            entries.append((p.addr, p.ssrc, pt_default if p.payload_type is None else p.payload_type,
+                            seq_delta, ts_delta, mode))
+            loaded.append(p)
+        self.fast.load_players(entries)
+        self._loaded = loaded
+        self.fast.fast_ok = fast_ok
+
+    def refresh(self) -> None:
+        """A player's state changed outside the track (e.g. its path is measured now)."""
+        self._push()
+
     # ----- players ---------------------------------------------------------------------------
 
     def attach(self, player: PlayerTrack) -> None:
+        self._pull()
         player.follow(self.epoch)
         self.players.append(player)
+        if player.l3 and not self._l3_live:
+            self._l3_live = self._l3_seed = True
+        self._push()
 
     def detach(self, player: PlayerTrack) -> None:
+        self._pull()
         if player in self.players:
             self.players.remove(player)
+        player.fast = False
+        if self._l3_live and not any(p.l3 for p in self.players):
+            self._l3_live = self._l3_seed = False
+            self._l3_last = None
+            self.jitter.reset()
+            if self.l3_cache is not None:
+                self.l3_cache = KeyframeCache()
+        self._push()
+
+    def _seed_l3(self) -> None:
+        """The L3 timeline starts: the ring's GOP into the jitter buffer, at the times it arrived."""
+        if not self._l3_seed:
+            return
+        self._l3_seed = False
+        for s in self.fast.gop(self.settings.retransmission_packets, 3_000_000):
+            self.jitter.push(MediaPacket(s.ext_seq, s.timestamp, bool(s.flags & F_MARKER), bool(s.flags & F_KEYFRAME),
+                                         bool(s.flags & F_FRAME_START), s.arrival, s.data, bool(s.flags & F_LATE),
+                                         bool(s.flags & F_DROPPABLE)), s.arrival)
 
     def _start(self, p: PlayerTrack, now: float) -> list[Out]:
         """A player's first frame: its mode's cached GOP at once (or, for audio, simply go live)."""
         if not self.video:
             p.started = True
             return []
-        cache = self.l3_cache if p.l3 else self.rtc_cache
-        packets = cache.snapshot() if cache.has_keyframe else []
+        if p.l3:
+            if self._l3_seed:
+                self._seed_l3()
+                self._release(now, self._l3_cache_only)
+            packets = self.l3_cache.snapshot() if self.l3_cache.has_keyframe else []
+        else:
+            packets = self.fast.gop(2048, 3_000_000)
         if not packets:
             self.requester.request(now, "player_start")
             return []
@@ -193,27 +294,39 @@ class PublisherTrack:
 
     def start_player(self, p: PlayerTrack, now: float) -> list[Out]:
         """Called when a player's address becomes known (or at once when it was given)."""
-        return [] if p.started else self._start(p, now)
+        if p.started:
+            return []
+        self._pull()
+        out = self._start(p, now)
+        self._push()
+        return out
 
     def on_player_nack(self, p: PlayerTrack, lost: list[int], now: float) -> list[Out]:
+        self._pull()
         out = []
+        rtt = self.settings.rtt
         for seq16 in lost:
             ext = p.rewriter.original(seq16)
-            if ext is None or not self.history.resend_allowed(ext, now, self.settings.rtt):
+            stored = None if ext is None else self.fast.packet(ext, now)
+            if stored is None:
                 continue
-            data = self.history.get(ext, now)
-            if data is None:
+            last = self._resent.get(ext)
+            if last is not None and now - last < rtt:
                 continue
             seq = p.rewriter.rewrite(ext)  # the same number it had: the numbering does not move
             if seq is None:
                 continue
-            buf = bytearray(data)
+            self._resent[ext] = now
+            buf = bytearray(stored.data)
             h = parse_rtp(buf)
             ts = p.timestamp(h.timestamp, now, self.spec.clock_rate)  # the offset is fixed: the same as first sent
             rewrite_rtp(buf, p.ssrc, seq, ts, h.payload_type if p.payload_type is None else p.payload_type)
             out.append((0, bytes(buf), p.addr))
             p.retransmissions += 1
             self.counters["retransmissions"] += 1
+        if len(self._resent) > 4 * self.settings.retransmission_packets:
+            horizon = now - self.settings.retransmission_age
+            self._resent = {e: t for e, t in self._resent.items() if t >= horizon}
         return out
 
     # ----- timers ----------------------------------------------------------------------------
@@ -223,37 +336,63 @@ class PublisherTrack:
                              self.next_sender_reports) if t is not None]
         return min(times) if times else None
 
-    def on_timer(self, now: float) -> list[Out]:
+    def _l3_cache_only(self, frame, now: float) -> list[Out]:
+        return []
+
+    def _l3_send(self, frame, now: float) -> list[Out]:
+        """A released frame to every L3 player: the fast table's in one fan-out when the frame
+        follows the last one they got (nothing to skip), the others (and all after a gap) here."""
         out: list[Out] = []
         pt = self.spec.payload_type
+        in_order = self._l3_last is not None and frame.first_ext_seq == self._l3_last + 1
+        if in_order:
+            self.fast.send_frame(frame.packets, now)
+        else:
+            self._pull()
+        for p in self.players:
+            if not p.l3 or p.addr is None or (in_order and p.fast):
+                continue
+            if not p.started:
+                out += self._start(p, now)
+                continue
+            if not p.admit_frame(frame, now):
+                continue  # the next frame it gets closes the gap in its numbering
+            p.skip_to(frame.first_ext_seq)
+            for packet in frame.packets:
+                data = p.packet(packet, pt, self.spec.clock_rate)
+                if data is not None:
+                    p.sent(len(data), now)
+                    out.append((0, data, p.addr))
+        if not in_order:
+            self._push()
+        return out
+
+    def _release(self, now: float, send) -> list[Out]:
+        out: list[Out] = []
         for released in self.jitter.poll(now):
             frame = released.frame
             self.counters["frames_released"] += 1
             if self.l3_cache is not None:
                 for packet in frame.packets:
                     self.l3_cache.push(packet)
-            for p in self.players:
-                if not p.l3 or p.addr is None:
-                    continue
-                if not p.started:
-                    out += self._start(p, now)
-                    continue
-                if not p.admit_frame(frame, now):
-                    continue  # the next frame it gets closes the gap in its numbering
-                p.skip_to(frame.first_ext_seq)
-                for packet in frame.packets:
-                    data = p.packet(packet, pt, self.spec.clock_rate)
-                    if data is not None:
-                        p.sent(len(data), now)
-                        out.append((0, data, p.addr))
+            out += send(frame, now)
+            self._l3_last = frame.last_ext_seq
+        return out
+
+    def on_timer(self, now: float) -> list[Out]:
+        self._pull()
+        self._seed_l3()
+        out = self._release(now, self._l3_send)
         self._congestion_keyframes(now)
         if self.jitter.take_keyframe_needed() | self.nack.take_keyframe_needed():
             self.requester.request(now, "repair")
         if self.next_sender_reports is not None and now >= self.next_sender_reports:
+            self._pull()
             out += self._sender_reports(now)
         # every timer is consumed, with or without a publisher to send to, so none stays due
         lost = self.nack.poll(now, self.settings.rtt)
         send_pli = self.requester.poll(now)
+        self._push()
         if self.addr is None or self.media_ssrc is None:
             return out  # nothing has arrived yet: nothing to repair, no one to ask
         if lost:

@@ -1,0 +1,266 @@
+"""FastTrack: the per-packet path of one publisher track. This is the pure-Python reference and
+the spec; ``sfu.media._fastpath_c`` (native/fastpath.pyx) is the same logic compiled, and tests
+feed both the same inputs and require the same outputs.
+
+A ``PublisherTrack`` (sfu/media/track.py) owns one. The FastTrack holds what every packet
+touches, so that a packet in the steady state never reaches Python:
+
+- **The ring**: the track's recent packets by ext_seq (``size`` slots, a power of two), each
+  with its RTP timestamp, flags and arrival. It is the retransmission history (a packet older
+  than ``max_age`` seconds is not handed out) and the storage the RTC keyframe cache reads
+  (``gop_start``: the ext_seq of the newest keyframe's first packet, set by the track).
+- **The ingress** (``ingest``, or ``pump`` from a socket): RTCP is handed to the caller as it
+  came. RTP: parse the header; bind the first source address and drop RTP from any other
+  (``unbound_source``); widen the sequence number (the rules of sfu.rtp.seq); inspect the
+  payload (keyframe, frame start, droppable: the rules of sfu.media.codecs; a payload that does
+  not parse counts ``bad_payload`` and is kept as a plain packet); store it in the ring.
+- **The player table** (``load_players``): per player its address, SSRC, payload type and its
+  steady rewrite: output sequence number ``(ext_seq - seq_delta) & 0xFFFF`` and output timestamp
+  ``(timestamp + ts_delta) & 0xFFFFFFFF``, and its mode: RTC (every packet at once) or L3
+  (released frames, ``send_frame``). The track loads the table from its players' rewriters
+  whenever Python has touched them; ``take_player_stats`` hands back what the fast path sent
+  since, so the track can bring the rewriters up to date.
+- **The fan-out**: the packet rewritten for each player, from one buffer.
+
+A stored RTP packet is *fast* when ``fast_ok`` is set (the track says every RTC player with an
+address is in the table and nothing else wants each packet), it is the next one in sequence
+(ext_seq == the previous highest + 1), and it is not the first packet of a video keyframe. A
+fast packet goes to every RTC player in the table and ``ingest`` returns ``EV_NONE``. Any other
+stored packet returns ``EV_RTP`` and is left to the track (``last_ext`` / ``last_flags`` say
+which; ``packet(ext)`` reads it). Datagrams that are dropped return ``EV_NONE`` and are counted.
+
+Outputs go to ``output`` (a socket: sent at once, and a full send buffer counts ``unsent``), or,
+without one, collect in a list that ``take_out`` drains: [(0, datagram, addr)] (0: the Router's shared socket).
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+from sfu.media.codecs import Codec, PayloadError, inspect_payload
+from sfu.rtp._header_py import RtpParseError, is_rtcp, parse_rtp
+
+__all__ = ["EV_NONE", "EV_RTCP", "EV_RTP", "F_DROPPABLE", "F_FRAME_START", "F_KEYFRAME", "F_LATE",
+           "F_MARKER", "MODE_L3", "MODE_RTC", "FastTrack", "StoredPacket", "COUNTERS"]
+
+EV_NONE, EV_RTP, EV_RTCP = 0, 1, 2
+F_MARKER, F_KEYFRAME, F_FRAME_START, F_DROPPABLE, F_LATE = 1, 2, 4, 8, 16
+MODE_RTC, MODE_L3 = 1, 2
+# the order of take_counters()
+COUNTERS = ("packets_in", "bytes_in", "packets_out", "bytes_out", "malformed", "unbound_source",
+            "bad_payload", "unsent", "rtp_packets")
+RECV_BATCH = 64  # datagrams per pump() read, then the caller's loop gets a turn
+
+
+@dataclass(slots=True)
+class StoredPacket:
+    ext_seq: int
+    timestamp: int
+    flags: int
+    arrival: float
+    data: bytes
+
+
+class _Player:
+    __slots__ = ("addr", "ssrc", "pt", "seq_delta", "ts_delta", "mode",
+                 "count", "bytes", "octets", "last_ext", "last_ts", "last_arrival")
+
+    def __init__(self, addr, ssrc: int, pt: int, seq_delta: int, ts_delta: int, mode: int) -> None:
+        self.addr, self.ssrc, self.pt = addr, ssrc, pt
+        self.seq_delta, self.ts_delta, self.mode = seq_delta, ts_delta & 0xFFFFFFFF, mode
+        self.count = self.bytes = self.octets = 0
+        self.last_ext = self.last_ts = 0
+        self.last_arrival = 0.0
+
+
+class FastTrack:
+    def __init__(self, codec: str, size: int = 4096, max_age: float = 2.0) -> None:
+        if size < 16 or size & (size - 1):
+            raise ValueError(f"ring size must be a power of two >= 16, got {size}")
+        self.codec = Codec.from_name(codec)
+        self.video = self.codec.is_video
+        self.size = size
+        self.max_age = max_age
+        self._ring: list[StoredPacket | None] = [None] * size
+        self.newest: int | None = None  # highest ext_seq stored (the unwrapper's highest)
+        self.bound = None  # the source address RTP is taken from; the first one binds
+        self.ssrc: int | None = None  # the publisher's SSRC in its last packet
+        self.last_arrival: float | None = None
+        self.last_ext = 0
+        self.last_flags = 0
+        self.gop_start: int | None = None
+        self.fast_ok = False
+        self.output: socket.socket | None = None
+        self._players: list[_Player] = []
+        self._out: list[tuple] = []
+        self._counters = dict.fromkeys(COUNTERS, 0)
+        self.slow_data: bytes | None = None  # EV_RTCP: the datagram and where it came from
+        self.slow_addr = None
+        self.slow_prev: int | None = None  # EV_RTP: the highest ext_seq before that packet
+
+    # ----- control ---------------------------------------------------------------------------
+
+    def load_players(self, entries: list[tuple]) -> None:
+        """The player table: [(addr, ssrc, payload_type, seq_delta, ts_delta, mode)], in slot order."""
+        self._players = [_Player(*e) for e in entries]
+
+    def take_player_stats(self) -> list[tuple[int, int, int, int, int, float]]:
+        """Per slot, what the fast path sent since the last call or load: (count, bytes, octets,
+        last_ext, last_ts, last_arrival); count 0 means nothing."""
+        stats = []
+        for p in self._players:
+            stats.append((p.count, p.bytes, p.octets, p.last_ext, p.last_ts, p.last_arrival))
+            p.count = p.bytes = p.octets = 0
+        return stats
+
+    def take_counters(self) -> tuple[int, ...]:
+        """The counters since the last call, in COUNTERS order."""
+        values = tuple(self._counters.values())
+        self._counters = dict.fromkeys(COUNTERS, 0)
+        return values
+
+    def take_out(self) -> list[tuple]:
+        out, self._out = self._out, []
+        return out
+
+    # ----- the ring --------------------------------------------------------------------------
+
+    def packet(self, ext_seq: int, now: float | None = None) -> StoredPacket | None:
+        """The stored packet `ext_seq` (None: never stored, overwritten, or older than max_age at `now`)."""
+        slot = self._ring[ext_seq & (self.size - 1)]
+        if slot is None or slot.ext_seq != ext_seq:
+            return None
+        if now is not None and now - slot.arrival > self.max_age:
+            return None
+        return slot
+
+    def gop(self, max_packets: int, max_bytes: int) -> list[StoredPacket]:
+        """The packets from `gop_start` to the newest, in order, if all of them are stored and
+        within the limits; else []."""
+        if self.gop_start is None or self.newest is None or self.newest - self.gop_start >= min(self.size, max_packets):
+            return []
+        out, total = [], 0
+        for ext in range(self.gop_start, self.newest + 1):
+            p = self.packet(ext)
+            if p is None:
+                continue  # lost and not repaired: the decoder conceals it
+            total += len(p.data)
+            if total > max_bytes:
+                return []
+            out.append(p)
+        return out
+
+    def _store(self, ext: int, ts: int, flags: int, now: float, data: bytes) -> None:
+        newest = self.newest
+        if newest is not None and ext <= newest - self.size:
+            return  # older than anything the ring holds: it would overwrite a newer packet
+        if newest is not None and ext - newest >= self.size:
+            self._ring = [None] * self.size  # a jump past the whole ring: nothing in it is near
+        if newest is None or ext > newest:
+            self.newest = ext
+        self._ring[ext & (self.size - 1)] = StoredPacket(ext, ts, flags, now, data)
+
+    # ----- the ingress -------------------------------------------------------------------------
+
+    def ingest(self, data: bytes, addr, now: float) -> int:
+        c = self._counters
+        c["packets_in"] += 1
+        c["bytes_in"] += len(data)
+        if len(data) < 8:
+            c["malformed"] += 1
+            return EV_NONE
+        if is_rtcp(data):
+            self.slow_data, self.slow_addr = bytes(data), addr
+            return EV_RTCP
+        if self.bound is not None and addr != self.bound:
+            c["unbound_source"] += 1
+            return EV_NONE
+        try:
+            h = parse_rtp(data)
+        except RtpParseError:
+            c["malformed"] += 1
+            return EV_NONE
+        if self.bound is None:
+            self.bound = addr
+        self.ssrc = h.ssrc
+        self.last_arrival = now
+        # widen the sequence number (sfu.rtp.seq's rules)
+        hi = self.newest
+        if hi is None:
+            ext = h.sequence_number
+        else:
+            d = (h.sequence_number - hi) & 0xFFFF
+            ext = hi + d if d < 0x8000 else hi + d - 0x10000
+        flags = F_MARKER if h.marker else 0
+        if self.video:
+            start = h.header_length
+            try:
+                info = inspect_payload(self.codec, memoryview(data)[start:start + h.payload_length])
+            except PayloadError:
+                c["bad_payload"] += 1
+            else:
+                flags |= (F_KEYFRAME if info.keyframe else 0) | (F_FRAME_START if info.frame_start else 0) \
+                    | (F_DROPPABLE if info.droppable else 0)
+        else:
+            flags |= F_MARKER | F_KEYFRAME | F_FRAME_START
+        if hi is not None and ext <= hi:
+            flags |= F_LATE
+        self._store(ext, h.timestamp, flags, now, bytes(data))
+        c["rtp_packets"] += 1
+        self.last_ext, self.last_flags, self.slow_prev = ext, flags, hi
+        keyframe_start = self.video and flags & (F_KEYFRAME | F_FRAME_START) == F_KEYFRAME | F_FRAME_START
+        if not self.fast_ok or hi is None or ext != hi + 1 or keyframe_start:
+            return EV_RTP
+        for p in self._players:
+            if p.mode == MODE_RTC:
+                self._send(p, ext, h.timestamp, now, data)
+        return EV_NONE
+
+    def pump(self, sock: socket.socket, now: float) -> int:
+        """Read datagrams from `sock` (non-blocking) until one needs the caller (its event is
+        returned), the socket is drained, or RECV_BATCH were read (EV_NONE for both)."""
+        for _ in range(RECV_BATCH):
+            try:
+                data, addr = sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return EV_NONE
+            except OSError:  # e.g. ICMP port unreachable reported on the socket
+                continue
+            event = self.ingest(data, addr, now)
+            if event != EV_NONE:
+                return event
+        return EV_NONE
+
+    # ----- the fan-out -------------------------------------------------------------------------
+
+    def send_frame(self, packets: list, now: float) -> None:
+        """One released L3 frame (its packets, in order: objects with ext_seq, timestamp and data)
+        to every L3 player in the table."""
+        for p in self._players:
+            if p.mode == MODE_L3:
+                for packet in packets:
+                    self._send(p, packet.ext_seq, packet.timestamp, now, packet.data)
+
+    def _send(self, p: _Player, ext: int, ts: int, now: float, data: bytes) -> None:
+        out = bytearray(data)
+        out[1] = (out[1] & 0x80) | (p.pt & 0x7F)
+        out[2:4] = ((ext - p.seq_delta) & 0xFFFF).to_bytes(2, "big")
+        out[4:8] = ((ts + p.ts_delta) & 0xFFFFFFFF).to_bytes(4, "big")
+        out[8:12] = p.ssrc.to_bytes(4, "big")
+        p.count += 1
+        p.bytes += len(out)
+        p.octets += len(out) - 12
+        p.last_ext, p.last_ts, p.last_arrival = ext, ts, now
+        c = self._counters
+        c["packets_out"] += 1
+        c["bytes_out"] += len(out)
+        if self.output is None:
+            self._out.append((0, bytes(out), p.addr))
+            return
+        try:
+            self.output.sendto(out, p.addr)
+        except (BlockingIOError, InterruptedError):
+            c["unsent"] += 1
+        except OSError:
+            c["unsent"] += 1
