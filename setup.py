@@ -12,6 +12,7 @@ from setuptools import Extension, setup
 
 EXTENSIONS = [
     Extension("sfu.rtp._header_c", ["native/rtp_header.pyx"]),
+    Extension("sfu.media._fastpath_c", ["native/fastpath.pyx"]),
 ]
 
 setup(

@@ -76,8 +76,8 @@ class _Player:
 
 class FastTrack:
     def __init__(self, codec: str, size: int = 4096, max_age: float = 2.0) -> None:
-        if size < 16 or size & (size - 1):
-            raise ValueError(f"ring size must be a power of two >= 16, got {size}")
+        if size < 128 or size & (size - 1):
+            raise ValueError(f"ring size must be a power of two >= 128, got {size}")
         self.codec = Codec.from_name(codec)
         self.video = self.codec.is_video
         self.size = size
@@ -93,6 +93,7 @@ class FastTrack:
         self.fast_ok = False
         self.output: socket.socket | None = None
         self._players: list[_Player] = []
+        self._dirty = False  # sent something since the last take_player_stats / load_players
         self._out: list[tuple] = []
         self._counters = dict.fromkeys(COUNTERS, 0)
         self.slow_data: bytes | None = None  # EV_RTCP: the datagram and where it came from
@@ -104,10 +105,14 @@ class FastTrack:
     def load_players(self, entries: list[tuple]) -> None:
         """The player table: [(addr, ssrc, payload_type, seq_delta, ts_delta, mode)], in slot order."""
         self._players = [_Player(*e) for e in entries]
+        self._dirty = False
 
     def take_player_stats(self) -> list[tuple[int, int, int, int, int, float]]:
         """Per slot, what the fast path sent since the last call or load: (count, bytes, octets,
-        last_ext, last_ts, last_arrival); count 0 means nothing."""
+        last_ext, last_ts, last_arrival); count 0 means nothing. [] when nothing at all was sent."""
+        if not self._dirty:
+            return []
+        self._dirty = False
         stats = []
         for p in self._players:
             stats.append((p.count, p.bytes, p.octets, p.last_ext, p.last_ts, p.last_arrival))
@@ -252,6 +257,7 @@ class FastTrack:
         p.bytes += len(out)
         p.octets += len(out) - 12
         p.last_ext, p.last_ts, p.last_arrival = ext, ts, now
+        self._dirty = True
         c = self._counters
         c["packets_out"] += 1
         c["bytes_out"] += len(out)

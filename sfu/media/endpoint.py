@@ -1,7 +1,10 @@
-"""The UDP shell around the Router: the shared socket, and one socket per publisher track.
+"""The UDP shell around the Router: the shared socket, and one socket pair per publisher track.
 
 Ports come from the node's range. Sockets are bound synchronously (so a reply can carry the port
-at once) and handed to the event loop right after; what arrives in between waits in the kernel.
+at once) and watched by the event loop right after; what arrives in between waits in the kernel.
+A publisher track's sockets are read by its fast path (`Router.pump`: recvmmsg in the compiled
+one), which sends to players itself from the shared socket (sendmmsg); the shared socket's own
+input (players' RTCP) goes through an asyncio transport.
 """
 
 from __future__ import annotations
@@ -68,7 +71,8 @@ class MediaEndpoint:
         self._used: set[int] = set()
         self._cursor = -1  # the last port handed out
         self.unsent = 0
-        self._tracks: dict[int, list] = {}  # track id -> [port, sockets or transports]
+        self._tracks: dict[int, tuple[int, list[socket.socket]]] = {}  # track id -> (port, sockets)
+        self._out: socket.socket | None = None  # the shared socket, for the fast paths' sends
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
 
@@ -80,6 +84,7 @@ class MediaEndpoint:
             sock.close()
             return None
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
         sock.setblocking(False)
         return sock
 
@@ -115,6 +120,7 @@ class MediaEndpoint:
         except SfuError as e:
             raise OSError(0, e.message) from None
         self.port = sock.getsockname()[1]
+        self._out = sock.dup()  # the same socket: the fast paths send on it directly
         self.shared, _ = await self.loop.create_datagram_endpoint(lambda: _Protocol(self, SHARED), sock=sock)
 
     def open_tracks(self, track_ids: list[int]) -> dict[int, int]:
@@ -128,49 +134,50 @@ class MediaEndpoint:
             for tid in track_ids:
                 socks = self._bind(pair=True)
                 ports[tid] = socks[0].getsockname()[1]
-                self._tracks[tid] = [ports[tid], socks]
-                self.loop.create_task(self._serve(tid, socks))
+                self._tracks[tid] = (ports[tid], socks)
+                track = self.router.track(tid)
+                if track is not None:
+                    track.fast.output = self._out
+                for sock in socks:
+                    self.loop.add_reader(sock.fileno(), self._readable, tid, sock)
         except SfuError:
             self.close_tracks(list(ports))
             raise
         return ports
 
-    async def _serve(self, tid: int, socks: list[socket.socket]) -> None:
-        handles = []
-        for sock in socks:
-            if tid not in self._tracks:  # closed before it was served
-                break
-            transport, _ = await self.loop.create_datagram_endpoint(lambda: _Protocol(self, tid), sock=sock)
-            handles.append(transport)
-        if tid in self._tracks:
-            self._tracks[tid][1] = handles
-        else:
-            for h in handles:
-                h.close()
+    def _readable(self, tid: int, sock: socket.socket) -> None:
+        self.router.pump(tid, sock, self.loop.time(), self._send)
+        self._arm()
 
     def close_tracks(self, track_ids: list[int]) -> None:
         for tid in track_ids:
             entry = self._tracks.pop(tid, None)
             if entry is None:
                 continue
-            port, handles = entry
-            for h in handles:
-                h.close()
+            port, socks = entry
+            for sock in socks:
+                self.loop.remove_reader(sock.fileno())
+                sock.close()
             self._used.difference_update((port, port + 1))
 
     def send(self, out: list) -> None:
         """Send the Router's outputs, then re-arm its timer."""
+        self._send(out)
+        self._arm()
+
+    def _send(self, out: list) -> None:
         for key, packet, dest in out:
             if key == SHARED:
                 self.shared.sendto(packet, dest)
-            else:
-                entry = self._tracks.get(key)
-                handles = entry[1] if entry else None
-                if handles and not isinstance(handles[0], socket.socket):  # served: a transport
-                    handles[0].sendto(packet, dest)
-                else:
-                    self.unsent += 1  # the track's port is not served yet (or closing)
-        self._arm()
+                continue
+            entry = self._tracks.get(key)
+            if entry is None:
+                self.unsent += 1  # the track's port is closing
+                continue
+            try:
+                entry[1][0].sendto(packet, dest)
+            except OSError:  # a full buffer, or the publisher's address unreachable: UDP drops
+                self.unsent += 1
 
     def _arm(self) -> None:
         deadline = self.router.next_timer()
@@ -191,6 +198,9 @@ class MediaEndpoint:
             self._timer.cancel()
             self._timer = None
         self.close_tracks(list(self._tracks))
+        if self._out is not None:
+            self._out.close()
+            self._out = None
         if self.shared is not None:
             self.shared.close()
             self.shared = None

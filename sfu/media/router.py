@@ -149,6 +149,9 @@ class Router:
         times = [t.last_packet for t in stream.tracks.values() if t.last_packet is not None] if stream else []
         return max(times) if times else None
 
+    def track(self, track_id: int) -> PublisherTrack | None:
+        return self._tracks.get(track_id)
+
     def tracks(self) -> list[PublisherTrack]:
         return list(self._tracks.values())
 

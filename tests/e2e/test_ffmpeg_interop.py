@@ -70,9 +70,12 @@ async def test_late_joining_ffmpeg_player_decodes_its_first_frame_at_once(node, 
             loop = asyncio.get_running_loop()
             (track,) = node.router.tracks()
             deadline = loop.time() + 20
-            while track.counters["frames_released"] < 60 and loop.time() < deadline:  # 2 s into the GOP
+            while track.last_packet is None and loop.time() < deadline:
+                await asyncio.sleep(0.01)
+            first = track.last_packet  # ffmpeg -re sends in real time: 2 s in is 2 s into the GOP
+            while track.last_packet - first < 2.0 and loop.time() < deadline:
                 await asyncio.sleep(0.05)
-            assert 60 <= track.counters["frames_released"] < 110, "the join must fall mid-GOP"
+            assert 2.0 <= track.last_packet - first < 3.6, "the join must fall mid-GOP"
             port = free_rtp_port()
             player = Player(sdp_for_player("s1", [("127.0.0.1", port, TrackSpec("video", "VP8", 96))]), tmp_path)
             await player.start()

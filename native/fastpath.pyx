@@ -1,0 +1,898 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""FastTrack compiled: the per-packet path of one publisher track (sfu.media._fastpath_c).
+
+The rules are those of sfu/media/_fastpath_py.py, the reference; tests feed both the same inputs
+and require the same outputs. What this one adds is the IO: `pump` reads with recvmmsg into the
+track's own buffers and the fan-out sends with sendmmsg from the shared socket, every message an
+iovec pair (the player's rewritten 12-byte header, then the rest of the packet straight from the
+ring), so a packet on the steady path makes no Python object and no per-player copy.
+
+Limits of the compiled path (the reference has none of them): `pump` reads datagrams of up to
+RX_SIZE bytes; a longer one arrives truncated (MSG_TRUNC) and is dropped as malformed.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.errno cimport EAGAIN, EINTR, errno
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t
+from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.string cimport memcpy, memset
+
+from rtp_header cimport RTP_OK, rtp_fields, rtp_is_rtcp, rtp_parse, rtp_read_u16, rtp_write_u16, rtp_write_u32
+
+from sfu.media._fastpath_py import COUNTERS, StoredPacket
+from sfu.media.codecs import Codec
+
+
+cdef extern from "<sys/socket.h>" nogil:
+    ctypedef unsigned int socklen_t
+    ctypedef unsigned short sa_family_t
+    struct sockaddr:
+        sa_family_t sa_family
+    struct sockaddr_storage:
+        sa_family_t ss_family
+    struct iovec:
+        void* iov_base
+        size_t iov_len
+    struct msghdr:
+        void* msg_name
+        socklen_t msg_namelen
+        iovec* msg_iov
+        size_t msg_iovlen
+        void* msg_control
+        size_t msg_controllen
+        int msg_flags
+    struct mmsghdr:
+        msghdr msg_hdr
+        unsigned int msg_len
+    int recvmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags, void* timeout)
+    int sendmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags)
+    int AF_INET, AF_INET6, MSG_DONTWAIT, MSG_TRUNC
+
+cdef extern from "<netinet/in.h>" nogil:
+    struct in_addr:
+        uint32_t s_addr
+    struct in6_addr:
+        unsigned char s6_addr[16]
+    struct sockaddr_in:
+        sa_family_t sin_family
+        uint16_t sin_port
+        in_addr sin_addr
+    struct sockaddr_in6:
+        sa_family_t sin6_family
+        uint16_t sin6_port
+        uint32_t sin6_flowinfo
+        in6_addr sin6_addr
+        uint32_t sin6_scope_id
+
+cdef extern from "<arpa/inet.h>" nogil:
+    int inet_pton(int af, const char* src, void* dst)
+    const char* inet_ntop(int af, const void* src, char* dst, socklen_t size)
+    uint16_t htons(uint16_t)
+    uint16_t ntohs(uint16_t)
+
+
+DEF RX_BATCH = 64        # datagrams per recvmmsg (the reference's RECV_BATCH)
+DEF RX_SIZE = 2048       # bytes per receive buffer
+DEF TX_BATCH = 1024      # messages per sendmmsg (UIO_MAXIOV)
+
+cdef enum:
+    EV_NONE = 0
+    EV_RTP = 1
+    EV_RTCP = 2
+    F_MARKER = 1
+    F_KEYFRAME = 2
+    F_FRAME_START = 4
+    F_DROPPABLE = 8
+    F_LATE = 16
+    MODE_RTC = 1
+    MODE_L3 = 2
+    C_OPUS = 0
+    C_VP8 = 1
+    C_VP9 = 2
+    C_H264 = 3
+    C_AV1 = 4
+    BAD_PAYLOAD = -1
+
+cdef enum:  # counter indices, the order of COUNTERS
+    K_PACKETS_IN, K_BYTES_IN, K_PACKETS_OUT, K_BYTES_OUT, K_MALFORMED, K_UNBOUND, K_BAD_PAYLOAD, K_UNSENT, \
+        K_RTP_PACKETS, K_COUNT
+
+assert K_COUNT == len(COUNTERS)
+
+
+ctypedef struct slot_t:
+    bint used
+    int64_t ext
+    uint32_t ts
+    int flags
+    double arrival
+    Py_ssize_t length
+    Py_ssize_t cap
+    unsigned char* data
+
+
+ctypedef struct player_t:
+    sockaddr_storage addr
+    socklen_t addrlen
+    uint32_t ssrc
+    uint8_t pt
+    int mode
+    int64_t seq_delta
+    uint32_t ts_delta
+    int64_t count
+    int64_t nbytes
+    int64_t octets
+    int64_t last_ext
+    uint32_t last_ts
+    double last_arrival
+
+
+# ----- payload inspection: the rules of sfu/media/codecs.py, flags or BAD_PAYLOAD ------------------
+
+cdef inline int _flags(bint keyframe, bint frame_start, bint droppable) noexcept nogil:
+    # codecs._info: droppable only when not a keyframe
+    return (F_KEYFRAME if keyframe else 0) | (F_FRAME_START if frame_start else 0) \
+        | (F_DROPPABLE if droppable and not keyframe else 0)
+
+
+cdef int _vp8(const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    cdef int b0, x
+    cdef Py_ssize_t pos = 1
+    cdef bint non_reference, frame_start, keyframe
+    if n == 0:
+        return BAD_PAYLOAD
+    b0 = p[0]
+    non_reference = (b0 & 0x20) != 0
+    frame_start = (b0 & 0x10) != 0 and (b0 & 0x07) == 0
+    if b0 & 0x80:
+        if n < 2:
+            return BAD_PAYLOAD
+        x = p[1]
+        pos = 2
+        if x & 0x80:
+            if pos >= n:
+                return BAD_PAYLOAD
+            if p[pos] & 0x80:
+                if pos + 1 >= n:
+                    return BAD_PAYLOAD
+                pos += 1
+            pos += 1
+        if x & 0x40:
+            if pos >= n:
+                return BAD_PAYLOAD
+            pos += 1
+        if x & 0x30:
+            if pos >= n:
+                return BAD_PAYLOAD
+            pos += 1
+    if pos >= n:
+        return BAD_PAYLOAD
+    keyframe = frame_start and not (p[pos] & 0x01)
+    if keyframe:
+        if n - pos < 10:
+            return BAD_PAYLOAD
+        if p[pos + 3] != 0x9D or p[pos + 4] != 0x01 or p[pos + 5] != 0x2A:
+            return BAD_PAYLOAD
+    return _flags(keyframe, frame_start, non_reference)
+
+
+cdef Py_ssize_t _vp9_skip_ss(const unsigned char* p, Py_ssize_t n, Py_ssize_t pos) noexcept nogil:
+    cdef int head, n_g, i, refs
+    cdef Py_ssize_t need
+    if pos >= n:
+        return -1
+    head = p[pos]
+    pos += 1
+    if head & 0x10:
+        need = ((head >> 5) + 1) * 4
+        if pos + need > n:
+            return -1
+        pos += need
+    if head & 0x08:
+        if pos >= n:
+            return -1
+        n_g = p[pos]
+        pos += 1
+        for i in range(n_g):
+            if pos >= n:
+                return -1
+            refs = (p[pos] >> 2) & 0x03
+            pos += 1 + refs
+            if pos > n:
+                return -1
+    return pos
+
+
+cdef int _vp9(const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    cdef int b0, sid = 0, count
+    cdef bint has_pid, inter, has_layers, flexible, begins, has_ss, more
+    cdef Py_ssize_t pos = 1
+    if n == 0:
+        return BAD_PAYLOAD
+    b0 = p[0]
+    has_pid, inter, has_layers, flexible = (b0 & 0x80) != 0, (b0 & 0x40) != 0, (b0 & 0x20) != 0, (b0 & 0x10) != 0
+    begins, has_ss = (b0 & 0x08) != 0, (b0 & 0x02) != 0
+    if has_pid:
+        if pos >= n:
+            return BAD_PAYLOAD
+        if p[pos] & 0x80:
+            if pos + 1 >= n:
+                return BAD_PAYLOAD
+            pos += 1
+        pos += 1
+    if has_layers:
+        if pos >= n:
+            return BAD_PAYLOAD
+        sid = (p[pos] >> 1) & 0x07
+        pos += 1
+        if not flexible:
+            if pos >= n:
+                return BAD_PAYLOAD
+            pos += 1
+    if flexible and inter:
+        if not has_pid:
+            return BAD_PAYLOAD
+        count = 1
+        while True:
+            if count > 3:
+                return BAD_PAYLOAD
+            if pos >= n:
+                return BAD_PAYLOAD
+            more = (p[pos] & 0x01) != 0
+            pos += 1
+            if not more:
+                break
+            count += 1
+    if has_ss:
+        pos = _vp9_skip_ss(p, n, pos)
+        if pos < 0:
+            return BAD_PAYLOAD
+    if pos >= n:
+        return BAD_PAYLOAD
+    return _flags(begins and not inter and sid == 0, begins, False)
+
+
+cdef inline bint _h264_key(int nal_type) noexcept nogil:
+    return nal_type == 5 or nal_type == 7 or nal_type == 8
+
+
+cdef int _h264(const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    cdef int head, nal_type, fu, inner, count = 0, size
+    cdef bint start, end, keyframe = False, droppable = True
+    cdef Py_ssize_t pos
+    if n == 0:
+        return BAD_PAYLOAD
+    head = p[0]
+    nal_type = head & 0x1F
+    if 1 <= nal_type <= 23:
+        return _flags(_h264_key(nal_type), True, not (head & 0x60))
+    if nal_type == 24:  # STAP-A
+        pos = 1
+        while pos < n:
+            count += 1
+            if pos + 2 > n:
+                return BAD_PAYLOAD
+            size = rtp_read_u16(p + pos)
+            pos += 2
+            if size == 0 or pos + size > n:
+                return BAD_PAYLOAD
+            head = p[pos]
+            nal_type = head & 0x1F
+            if not 1 <= nal_type <= 23:
+                return BAD_PAYLOAD
+            keyframe = keyframe or _h264_key(nal_type)
+            droppable = droppable and not (head & 0x60)
+            pos += size
+        if count == 0:
+            return BAD_PAYLOAD
+        return _flags(keyframe, True, droppable)
+    if nal_type == 28:  # FU-A
+        if n < 2:
+            return BAD_PAYLOAD
+        fu = p[1]
+        start, end, inner = (fu & 0x80) != 0, (fu & 0x40) != 0, fu & 0x1F
+        if start and end:
+            return BAD_PAYLOAD
+        if not 1 <= inner <= 23:
+            return BAD_PAYLOAD
+        return _flags(start and _h264_key(inner), start, not (head & 0x60))
+    return BAD_PAYLOAD
+
+
+cdef Py_ssize_t _av1_skip(const unsigned char* p, Py_ssize_t n, Py_ssize_t pos) noexcept nogil:
+    cdef uint32_t byte
+    cdef int64_t size = 0
+    cdef int i
+    for i in range(8):
+        if pos >= n:
+            return -1
+        byte = p[pos]
+        pos += 1
+        size |= (<int64_t>(byte & 0x7F)) << (7 * i)
+        if not byte & 0x80:
+            break
+    else:
+        return -1
+    if pos + size > n:
+        return -1
+    return pos + size
+
+
+cdef int _av1(const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    cdef int head, w, element
+    cdef bint continues, new_sequence
+    cdef Py_ssize_t pos = 1
+    if n == 0:
+        return BAD_PAYLOAD
+    head = p[0]
+    continues, new_sequence, w = (head & 0x80) != 0, (head & 0x08) != 0, (head >> 4) & 0x03
+    if new_sequence and continues:
+        return BAD_PAYLOAD
+    if w == 0:
+        if pos >= n:
+            return BAD_PAYLOAD
+        while pos < n:
+            pos = _av1_skip(p, n, pos)
+            if pos < 0:
+                return BAD_PAYLOAD
+    else:
+        for element in range(1, w):
+            if pos >= n:
+                return BAD_PAYLOAD
+            pos = _av1_skip(p, n, pos)
+            if pos < 0:
+                return BAD_PAYLOAD
+    return _flags(new_sequence, not continues, False)
+
+
+cdef int _inspect(int codec, const unsigned char* p, Py_ssize_t n) noexcept nogil:
+    if codec == C_VP8:
+        return _vp8(p, n)
+    if codec == C_VP9:
+        return _vp9(p, n)
+    if codec == C_H264:
+        return _h264(p, n)
+    if codec == C_AV1:
+        return _av1(p, n)
+    return F_KEYFRAME | F_FRAME_START if n > 0 else BAD_PAYLOAD
+
+
+def inspect_flags(str codec, bytes payload):
+    """The fast path's payload inspection (for the differential tests): its flags, or None when
+    the payload does not parse."""
+    cdef int r = _inspect(_CODECS[Codec.from_name(codec)], <const unsigned char*>PyBytes_AS_STRING(payload),
+                          PyBytes_GET_SIZE(payload))
+    return None if r == BAD_PAYLOAD else r
+
+
+_CODECS = {Codec.OPUS: C_OPUS, Codec.VP8: C_VP8, Codec.VP9: C_VP9, Codec.H264: C_H264, Codec.AV1: C_AV1}
+
+
+# ----- addresses -----------------------------------------------------------------------------------
+
+cdef int _to_sockaddr(object addr, sockaddr_storage* out, socklen_t* length) except -1:
+    """A Python socket address tuple into *out."""
+    cdef sockaddr_in* v4 = <sockaddr_in*>out
+    cdef sockaddr_in6* v6 = <sockaddr_in6*>out
+    cdef bytes host = addr[0].encode("ascii")
+    cdef int port = addr[1]
+    memset(out, 0, sizeof(sockaddr_storage))
+    if b":" not in host:
+        v4.sin_family = AF_INET
+        v4.sin_port = htons(port)
+        if inet_pton(AF_INET, host, &v4.sin_addr) != 1:
+            raise ValueError(f"not an IPv4 address: {addr[0]!r}")
+        length[0] = sizeof(sockaddr_in)
+    else:
+        v6.sin6_family = AF_INET6
+        v6.sin6_port = htons(port)
+        if len(addr) > 2:
+            v6.sin6_flowinfo = addr[2]
+            v6.sin6_scope_id = addr[3]
+        if inet_pton(AF_INET6, host, &v6.sin6_addr) != 1:
+            raise ValueError(f"not an IPv6 address: {addr[0]!r}")
+        length[0] = sizeof(sockaddr_in6)
+    return 0
+
+
+cdef object _from_sockaddr(sockaddr_storage* sa):
+    cdef char text[64]
+    cdef sockaddr_in* v4 = <sockaddr_in*>sa
+    cdef sockaddr_in6* v6 = <sockaddr_in6*>sa
+    if sa.ss_family == AF_INET:
+        inet_ntop(AF_INET, &v4.sin_addr, text, sizeof(text))
+        return (text.decode("ascii"), ntohs(v4.sin_port))
+    inet_ntop(AF_INET6, &v6.sin6_addr, text, sizeof(text))
+    return (text.decode("ascii"), ntohs(v6.sin6_port), v6.sin6_flowinfo, v6.sin6_scope_id)
+
+
+cdef inline bint _same_addr(sockaddr_storage* a, sockaddr_storage* b) noexcept nogil:
+    cdef sockaddr_in* a4 = <sockaddr_in*>a
+    cdef sockaddr_in* b4 = <sockaddr_in*>b
+    cdef sockaddr_in6* a6 = <sockaddr_in6*>a
+    cdef sockaddr_in6* b6 = <sockaddr_in6*>b
+    cdef int i
+    if a.ss_family != b.ss_family:
+        return False
+    if a.ss_family == AF_INET:
+        return a4.sin_port == b4.sin_port and a4.sin_addr.s_addr == b4.sin_addr.s_addr
+    if a6.sin6_port != b6.sin6_port or a6.sin6_flowinfo != b6.sin6_flowinfo or a6.sin6_scope_id != b6.sin6_scope_id:
+        return False
+    for i in range(16):
+        if a6.sin6_addr.s6_addr[i] != b6.sin6_addr.s6_addr[i]:
+            return False
+    return True
+
+
+# ----- the FastTrack -------------------------------------------------------------------------------
+
+cdef class FastTrack:
+    cdef readonly object codec
+    cdef readonly bint video
+    cdef readonly Py_ssize_t size
+    cdef readonly double max_age
+    cdef int _codec
+    cdef slot_t* _ring
+    cdef bint _has_newest
+    cdef int64_t _newest
+    cdef bint _bound
+    cdef sockaddr_storage _bound_addr
+    cdef object _bound_obj
+    cdef bint _has_ssrc
+    cdef uint32_t _ssrc
+    cdef bint _has_arrival
+    cdef double _last_arrival
+    cdef readonly int64_t last_ext
+    cdef readonly int last_flags
+    cdef public object gop_start
+    cdef public bint fast_ok
+    cdef object _output
+    cdef int _fd
+    cdef player_t* _players
+    cdef Py_ssize_t _nplayers
+    cdef bint _dirty
+    cdef list _addr_objs
+    cdef list _out
+    cdef int64_t _counters[K_COUNT]
+    cdef readonly object slow_data
+    cdef readonly object slow_addr
+    cdef readonly object slow_prev
+    # receive buffers (pump)
+    cdef unsigned char* _rx
+    cdef mmsghdr _rx_msgs[RX_BATCH]
+    cdef iovec _rx_iov[RX_BATCH]
+    cdef sockaddr_storage _rx_addr[RX_BATCH]
+    cdef int _rx_count
+    cdef int _rx_pos
+    # send queue
+    cdef mmsghdr* _tx_msgs
+    cdef iovec* _tx_iov
+    cdef unsigned char* _tx_hdr
+    cdef int _tx_count
+
+    def __cinit__(self, str codec, Py_ssize_t size=4096, double max_age=2.0):
+        self._ring = NULL
+        self._players = NULL
+        self._rx = NULL
+        self._tx_msgs = NULL
+        self._tx_iov = NULL
+        self._tx_hdr = NULL
+
+    def __init__(self, str codec, Py_ssize_t size=4096, double max_age=2.0):
+        if size < 128 or size & (size - 1):
+            raise ValueError(f"ring size must be a power of two >= 128, got {size}")
+        self.codec = Codec.from_name(codec)
+        self.video = self.codec.is_video
+        self._codec = _CODECS[self.codec]
+        self.size = size
+        self.max_age = max_age
+        self._ring = <slot_t*>calloc(size, sizeof(slot_t))
+        self._rx = <unsigned char*>malloc(RX_BATCH * RX_SIZE)
+        self._tx_msgs = <mmsghdr*>calloc(TX_BATCH, sizeof(mmsghdr))
+        self._tx_iov = <iovec*>calloc(2 * TX_BATCH, sizeof(iovec))
+        self._tx_hdr = <unsigned char*>malloc(12 * TX_BATCH)
+        if self._ring == NULL or self._rx == NULL or self._tx_msgs == NULL or self._tx_iov == NULL \
+                or self._tx_hdr == NULL:
+            raise MemoryError()
+        cdef int i
+        for i in range(RX_BATCH):
+            self._rx_iov[i].iov_base = self._rx + i * RX_SIZE
+            self._rx_iov[i].iov_len = RX_SIZE
+        self._has_newest = False
+        self._bound = False
+        self._bound_obj = None
+        self._has_ssrc = False
+        self._has_arrival = False
+        self.last_ext = 0
+        self.last_flags = 0
+        self.gop_start = None
+        self.fast_ok = False
+        self._output = None
+        self._fd = -1
+        self._nplayers = 0
+        self._dirty = False
+        self._addr_objs = []
+        self._out = []
+        memset(self._counters, 0, sizeof(self._counters))
+        self.slow_data = None
+        self.slow_addr = None
+        self.slow_prev = None
+        self._rx_count = 0
+        self._rx_pos = 0
+        self._tx_count = 0
+
+    def __dealloc__(self):
+        cdef Py_ssize_t i
+        if self._ring != NULL:
+            for i in range(self.size):
+                free(self._ring[i].data)
+            free(self._ring)
+        free(self._players)
+        free(self._rx)
+        free(self._tx_msgs)
+        free(self._tx_iov)
+        free(self._tx_hdr)
+
+    # ----- properties (the reference's attributes) -----------------------------------------------
+
+    @property
+    def newest(self):
+        return self._newest if self._has_newest else None
+
+    @property
+    def bound(self):
+        return self._bound_obj
+
+    @bound.setter
+    def bound(self, addr):
+        if addr is None:
+            self._bound = False
+            self._bound_obj = None
+            return
+        cdef socklen_t length
+        _to_sockaddr(addr, &self._bound_addr, &length)
+        self._bound = True
+        self._bound_obj = tuple(addr)
+
+    @property
+    def ssrc(self):
+        return self._ssrc if self._has_ssrc else None
+
+    @property
+    def last_arrival(self):
+        return self._last_arrival if self._has_arrival else None
+
+    @property
+    def output(self):
+        return self._output
+
+    @output.setter
+    def output(self, sock):
+        self._flush()
+        self._output = sock
+        self._fd = -1 if sock is None else sock.fileno()
+
+    # ----- control ---------------------------------------------------------------------------
+
+    def load_players(self, list entries):
+        cdef Py_ssize_t n = len(entries), i
+        cdef player_t* players = <player_t*>calloc(n if n else 1, sizeof(player_t))
+        cdef player_t* p
+        if players == NULL:
+            raise MemoryError()
+        try:
+            for i in range(n):
+                addr, ssrc, pt, seq_delta, ts_delta, mode = entries[i]
+                p = &players[i]
+                _to_sockaddr(addr, &p.addr, &p.addrlen)
+                p.ssrc = ssrc
+                p.pt = pt
+                p.seq_delta = seq_delta
+                p.ts_delta = ts_delta & 0xFFFFFFFF
+                p.mode = mode
+        except BaseException:
+            free(players)
+            raise
+        self._flush()  # queued messages point at the old table's addresses
+        free(self._players)
+        self._players = players
+        self._nplayers = n
+        self._dirty = False
+        self._addr_objs = [tuple(e[0]) for e in entries]
+
+    def take_player_stats(self):
+        cdef Py_ssize_t i
+        cdef player_t* p
+        if not self._dirty:
+            return []
+        self._dirty = False
+        stats = []
+        for i in range(self._nplayers):
+            p = &self._players[i]
+            stats.append((p.count, p.nbytes, p.octets, p.last_ext, p.last_ts, p.last_arrival))
+            p.count = p.nbytes = p.octets = 0
+        return stats
+
+    def take_counters(self):
+        values = tuple([self._counters[i] for i in range(K_COUNT)])
+        memset(self._counters, 0, sizeof(self._counters))
+        return values
+
+    def take_out(self):
+        out = self._out
+        self._out = []
+        return out
+
+    # ----- the ring --------------------------------------------------------------------------
+
+    cdef slot_t* _find(self, int64_t ext) noexcept:
+        cdef slot_t* s = &self._ring[ext & (self.size - 1)]
+        return s if s.used and s.ext == ext else NULL
+
+    def packet(self, int64_t ext_seq, now=None):
+        cdef slot_t* s = self._find(ext_seq)
+        if s == NULL:
+            return None
+        if now is not None and <double>now - s.arrival > self.max_age:
+            return None
+        return StoredPacket(s.ext, s.ts, s.flags, s.arrival, PyBytes_FromStringAndSize(<char*>s.data, s.length))
+
+    def gop(self, Py_ssize_t max_packets, Py_ssize_t max_bytes):
+        cdef int64_t ext, start
+        cdef Py_ssize_t total = 0
+        cdef slot_t* s
+        if self.gop_start is None or not self._has_newest:
+            return []
+        start = self.gop_start
+        if self._newest - start >= min(self.size, max_packets):
+            return []
+        out = []
+        for ext in range(start, self._newest + 1):
+            s = self._find(ext)
+            if s == NULL:
+                continue
+            total += s.length
+            if total > max_bytes:
+                return []
+            out.append(StoredPacket(s.ext, s.ts, s.flags, s.arrival, PyBytes_FromStringAndSize(<char*>s.data, s.length)))
+        return out
+
+    cdef int _store(self, int64_t ext, uint32_t ts, int flags, double now, const unsigned char* data,
+                    Py_ssize_t n) except -1:
+        cdef slot_t* s
+        cdef Py_ssize_t i
+        cdef unsigned char* buf
+        if self._has_newest and ext <= self._newest - self.size:
+            return 0
+        if self._has_newest and ext - self._newest >= self.size:
+            for i in range(self.size):
+                self._ring[i].used = False
+        if not self._has_newest or ext > self._newest:
+            self._newest = ext
+            self._has_newest = True
+        s = &self._ring[ext & (self.size - 1)]
+        if s.cap < n:
+            buf = <unsigned char*>realloc(s.data, n if n > 1500 else 1500)
+            if buf == NULL:
+                raise MemoryError()
+            s.data = buf
+            s.cap = n if n > 1500 else 1500
+        memcpy(s.data, data, n)
+        s.used = True
+        s.ext = ext
+        s.ts = ts
+        s.flags = flags
+        s.arrival = now
+        s.length = n
+        return 0
+
+    # ----- the ingress -------------------------------------------------------------------------
+
+    cdef int _ingest(self, const unsigned char* data, Py_ssize_t n, sockaddr_storage* sa, object addr,
+                     double now) except -1:
+        """One datagram; `sa` is its source (and `addr` the same as a tuple, or None: made when needed)."""
+        cdef rtp_fields h
+        cdef int64_t ext, hi
+        cdef bint has_hi
+        cdef uint16_t d
+        cdef int flags, info
+        cdef socklen_t length
+        cdef Py_ssize_t i
+        cdef player_t* p
+        cdef slot_t* s
+        self._counters[K_PACKETS_IN] += 1
+        self._counters[K_BYTES_IN] += n
+        if n < 8:
+            self._counters[K_MALFORMED] += 1
+            return EV_NONE
+        if rtp_is_rtcp(data, n):
+            self.slow_data = PyBytes_FromStringAndSize(<const char*>data, n)
+            self.slow_addr = addr if addr is not None else _from_sockaddr(sa)
+            return EV_RTCP
+        if self._bound and not _same_addr(sa, &self._bound_addr):
+            self._counters[K_UNBOUND] += 1
+            return EV_NONE
+        if rtp_parse(data, n, &h) != RTP_OK:
+            self._counters[K_MALFORMED] += 1
+            return EV_NONE
+        if not self._bound:
+            self._bound_addr = sa[0]
+            self._bound = True
+            self._bound_obj = addr if addr is not None else _from_sockaddr(sa)
+        self._ssrc = h.ssrc
+        self._has_ssrc = True
+        self._last_arrival = now
+        self._has_arrival = True
+        has_hi = self._has_newest
+        hi = self._newest
+        if not has_hi:
+            ext = h.sequence_number
+        else:
+            d = <uint16_t>(h.sequence_number - <uint16_t>hi)
+            ext = hi + d if d < 0x8000 else hi + d - 0x10000
+        flags = F_MARKER if h.marker else 0
+        if self.video:
+            info = _inspect(self._codec, data + h.header_length, h.payload_length)
+            if info == BAD_PAYLOAD:
+                self._counters[K_BAD_PAYLOAD] += 1
+            else:
+                flags |= info
+        else:
+            flags |= F_MARKER | F_KEYFRAME | F_FRAME_START
+        if has_hi and ext <= hi:
+            flags |= F_LATE
+        if self._tx_count and (not has_hi or ext != hi + 1):
+            self._flush()  # queued messages point into the ring: a jump could land on their slots
+        self._store(ext, h.timestamp, flags, now, data, n)
+        self._counters[K_RTP_PACKETS] += 1
+        self.last_ext = ext
+        self.last_flags = flags
+        if not self.fast_ok or not has_hi or ext != hi + 1 or \
+                (self.video and (flags & (F_KEYFRAME | F_FRAME_START)) == (F_KEYFRAME | F_FRAME_START)):
+            self.slow_prev = hi if has_hi else None
+            return EV_RTP
+        s = self._find(ext)
+        for i in range(self._nplayers):
+            p = &self._players[i]
+            if p.mode == MODE_RTC:
+                self._send(i, s, now)
+        return EV_NONE
+
+    def ingest(self, bytes data, addr, double now):
+        cdef sockaddr_storage sa
+        cdef socklen_t length
+        cdef int event
+        _to_sockaddr(addr, &sa, &length)
+        event = self._ingest(<const unsigned char*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), &sa,
+                             tuple(addr), now)
+        self._flush()
+        return event
+
+    def pump(self, sock, double now):
+        """Read from `sock` (recvmmsg, non-blocking) until a datagram needs the caller (its event),
+        or the socket is drained or RX_BATCH were read since the call (EV_NONE)."""
+        cdef int fd = sock.fileno()
+        cdef int i, r, event, budget = RX_BATCH
+        cdef mmsghdr* m
+        while budget > 0:
+            if self._rx_pos >= self._rx_count:
+                for i in range(RX_BATCH):
+                    m = &self._rx_msgs[i]
+                    memset(m, 0, sizeof(mmsghdr))
+                    m.msg_hdr.msg_name = &self._rx_addr[i]
+                    m.msg_hdr.msg_namelen = sizeof(sockaddr_storage)
+                    m.msg_hdr.msg_iov = &self._rx_iov[i]
+                    m.msg_hdr.msg_iovlen = 1
+                r = recvmmsg(fd, self._rx_msgs, budget, MSG_DONTWAIT, NULL)
+                if r <= 0:
+                    if r < 0 and errno != EAGAIN and errno != EINTR:
+                        budget -= 1  # e.g. an ICMP error reported on the socket: go on reading
+                        continue
+                    break
+                self._rx_count = r
+                self._rx_pos = 0
+                budget -= r
+            while self._rx_pos < self._rx_count:
+                i = self._rx_pos
+                self._rx_pos += 1
+                m = &self._rx_msgs[i]
+                if m.msg_hdr.msg_flags & MSG_TRUNC:
+                    self._counters[K_PACKETS_IN] += 1
+                    self._counters[K_BYTES_IN] += m.msg_len
+                    self._counters[K_MALFORMED] += 1
+                    continue
+                event = self._ingest(self._rx + i * RX_SIZE, m.msg_len, &self._rx_addr[i], None, now)
+                if event != EV_NONE:
+                    self._flush()
+                    return event
+        self._flush()
+        return EV_NONE
+
+    # ----- the fan-out -------------------------------------------------------------------------
+
+    def send_frame(self, list packets, double now):
+        cdef Py_ssize_t i, k, n = len(packets)
+        cdef slot_t tmp
+        cdef slot_t* slots = <slot_t*>malloc((n if n else 1) * sizeof(slot_t))
+        cdef bytes data
+        if slots == NULL:
+            raise MemoryError()
+        refs = []
+        try:
+            for k in range(n):
+                packet = packets[k]
+                data = packet.data
+                refs.append(data)
+                slots[k].ext = packet.ext_seq
+                slots[k].ts = packet.timestamp
+                slots[k].data = <unsigned char*>PyBytes_AS_STRING(data)
+                slots[k].length = PyBytes_GET_SIZE(data)
+            for i in range(self._nplayers):
+                if self._players[i].mode == MODE_L3:
+                    for k in range(n):
+                        self._send(i, &slots[k], now)
+            self._flush()  # the messages point into `refs`
+        finally:
+            free(slots)
+
+    cdef int _send(self, Py_ssize_t i, slot_t* s, double now) except -1:
+        cdef player_t* p = &self._players[i]
+        cdef unsigned char* hdr
+        cdef mmsghdr* m
+        cdef iovec* iov
+        if s.length < 12:
+            return 0
+        if self._tx_count == TX_BATCH:
+            self._flush()
+        hdr = self._tx_hdr + 12 * self._tx_count
+        memcpy(hdr, s.data, 12)
+        hdr[1] = (hdr[1] & 0x80) | (p.pt & 0x7F)
+        rtp_write_u16(hdr + 2, <uint16_t>((s.ext - p.seq_delta) & 0xFFFF))
+        rtp_write_u32(hdr + 4, <uint32_t>(s.ts + p.ts_delta))
+        rtp_write_u32(hdr + 8, p.ssrc)
+        p.count += 1
+        p.nbytes += s.length
+        p.octets += s.length - 12
+        p.last_ext = s.ext
+        p.last_ts = s.ts
+        p.last_arrival = now
+        self._dirty = True
+        self._counters[K_PACKETS_OUT] += 1
+        self._counters[K_BYTES_OUT] += s.length
+        if self._fd < 0:
+            out = PyBytes_FromStringAndSize(NULL, s.length)
+            memcpy(PyBytes_AS_STRING(out), hdr, 12)
+            memcpy(PyBytes_AS_STRING(out) + 12, s.data + 12, s.length - 12)
+            self._out.append((0, out, self._addr_objs[i]))
+            return 0
+        iov = &self._tx_iov[2 * self._tx_count]
+        iov[0].iov_base = hdr
+        iov[0].iov_len = 12
+        iov[1].iov_base = s.data + 12
+        iov[1].iov_len = s.length - 12
+        m = &self._tx_msgs[self._tx_count]
+        m.msg_hdr.msg_name = &p.addr
+        m.msg_hdr.msg_namelen = p.addrlen
+        m.msg_hdr.msg_iov = iov
+        m.msg_hdr.msg_iovlen = 2
+        m.msg_hdr.msg_control = NULL
+        m.msg_hdr.msg_controllen = 0
+        m.msg_hdr.msg_flags = 0
+        self._tx_count += 1
+        return 0
+
+    cdef void _flush(self) noexcept:
+        cdef int sent = 0, r
+        while sent < self._tx_count:
+            r = sendmmsg(self._fd, self._tx_msgs + sent, self._tx_count - sent, MSG_DONTWAIT)
+            if r > 0:
+                sent += r
+            elif r < 0 and errno == EINTR:
+                continue
+            elif r < 0 and (errno == EAGAIN):
+                self._counters[K_UNSENT] += self._tx_count - sent  # the send buffer is full: UDP drops
+                break
+            else:
+                self._counters[K_UNSENT] += 1  # this one failed (e.g. an unreachable address): skip it
+                sent += 1
+        self._tx_count = 0
