@@ -1,0 +1,270 @@
+"""FastTrack (sfu/media/_fastpath_py.py's rules): the same cases against the Python reference and
+the compiled one, then differential property tests feeding both the same inputs."""
+
+import socket
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sfu.media import _fastpath_c, _fastpath_py
+from sfu.media._fastpath_py import (
+    EV_NONE,
+    EV_RTCP,
+    EV_RTP,
+    F_DROPPABLE,
+    F_FRAME_START,
+    F_KEYFRAME,
+    F_LATE,
+    F_MARKER,
+    MODE_L3,
+    MODE_RTC,
+    StoredPacket,
+)
+from sfu.media.codecs import Codec, PayloadError, inspect_payload
+
+IMPLS = {"py": _fastpath_py.FastTrack, "c": _fastpath_c.FastTrack}
+PUB = ("127.0.0.1", 5000)
+P1, P2 = ("127.0.0.1", 6001), ("127.0.0.1", 6002)
+# VP8 payloads: a descriptor (0x10: starts a frame), then the frame's first bytes
+KEY = bytes([0x10, 0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A, 0x80, 0x02, 0x68, 0x01]) + b"k" * 20  # a keyframe
+DELTA = bytes([0x10, 0x11, 0x02, 0x00]) + b"d" * 20  # an inter frame
+MIDDLE = bytes([0x00]) + b"m" * 20  # VP8 continuation
+
+
+@pytest.fixture(params=sorted(IMPLS))
+def FastTrack(request):
+    return IMPLS[request.param]
+
+
+def rtp(seq: int, ts: int = 1000, payload: bytes = DELTA, *, marker: bool = False, pt: int = 96,
+        ssrc: int = 0x1234) -> bytes:
+    return bytes([0x80, (0x80 if marker else 0) | pt]) + seq.to_bytes(2, "big") + ts.to_bytes(4, "big") \
+        + ssrc.to_bytes(4, "big") + payload
+
+
+def fields(datagram: bytes) -> tuple[int, int, int, int, bool, bytes]:
+    """(payload type, seq, timestamp, ssrc, marker, payload)."""
+    return (datagram[1] & 0x7F, int.from_bytes(datagram[2:4], "big"), int.from_bytes(datagram[4:8], "big"),
+            int.from_bytes(datagram[8:12], "big"), bool(datagram[1] & 0x80), datagram[12:])
+
+
+def started(FastTrack, players=((P1, 0xA, 100, 10, 5, MODE_RTC),)):
+    """A track past its first packet (seq 10, a keyframe), with `players` loaded and fast_ok."""
+    t = FastTrack("VP8")
+    assert t.ingest(rtp(10, payload=KEY), PUB, 1.0) == EV_RTP
+    t.load_players(list(players))
+    t.fast_ok = True
+    return t
+
+
+# ----- ingress -------------------------------------------------------------------------------------
+
+def test_the_first_rtp_source_binds_and_others_are_dropped(FastTrack):
+    t = FastTrack("VP8")
+    assert t.bound is None
+    assert t.ingest(rtp(1), PUB, 1.0) == EV_RTP
+    assert t.bound == PUB and t.ssrc == 0x1234 and t.last_arrival == 1.0
+    assert t.ingest(rtp(2), ("127.0.0.1", 5999), 1.1) == EV_NONE
+    counters = dict(zip(_fastpath_py.COUNTERS, t.take_counters()))
+    assert counters["unbound_source"] == 1 and counters["packets_in"] == 2 and counters["rtp_packets"] == 1
+    assert t.newest == 1  # the stray packet was not stored
+
+
+@pytest.mark.parametrize("data", [b"\x80\x60\x00", rtp(1)[:11], b"\x40" + rtp(1)[1:],
+                                  bytes([0x8F]) + rtp(1)[1:14]], ids=["short", "no-header", "version", "csrc"])
+def test_malformed_datagrams_are_dropped_and_counted(FastTrack, data):
+    t = FastTrack("VP8")
+    assert t.ingest(data, PUB, 1.0) == EV_NONE
+    counters = dict(zip(_fastpath_py.COUNTERS, t.take_counters()))
+    assert counters["malformed"] == 1 and t.bound is None and t.newest is None
+
+
+def test_rtcp_is_handed_over_as_it_came(FastTrack):
+    t = FastTrack("VP8")
+    sr = bytes([0x80, 200, 0, 6]) + bytes(24)
+    assert t.ingest(sr, ("127.0.0.1", 5001), 1.0) == EV_RTCP
+    assert t.slow_data == sr and t.slow_addr == ("127.0.0.1", 5001)
+
+
+def test_flags_from_the_payload_and_the_marker(FastTrack):
+    t = FastTrack("VP8")
+    t.ingest(rtp(1, payload=KEY), PUB, 1.0)
+    assert t.last_flags == F_KEYFRAME | F_FRAME_START
+    t.ingest(rtp(2, payload=MIDDLE, marker=True), PUB, 1.0)
+    assert t.last_flags == F_MARKER
+    t.ingest(rtp(3, payload=bytes([0x30, 0x03]) + b"x"), PUB, 1.0)  # N bit: nothing depends on it
+    assert t.last_flags == F_FRAME_START | F_DROPPABLE
+    t.ingest(rtp(4, payload=b""), PUB, 1.0)  # a VP8 payload must have a descriptor
+    assert t.last_flags == 0 and dict(zip(_fastpath_py.COUNTERS, t.take_counters()))["bad_payload"] == 1
+    a = FastTrack("opus")
+    a.ingest(rtp(1, payload=b"\x78\x01"), PUB, 1.0)
+    assert a.last_flags == F_MARKER | F_KEYFRAME | F_FRAME_START
+
+
+@pytest.mark.parametrize("first", [0, 32767, 32768, 65535])
+def test_sequence_numbers_widen_across_the_wrap(FastTrack, first):
+    t = FastTrack("VP8")
+    t.ingest(rtp(first), PUB, 1.0)
+    t.ingest(rtp((first + 1) & 0xFFFF), PUB, 1.0)
+    assert t.last_ext == first + 1 and t.newest == first + 1
+    t.ingest(rtp((first - 3) & 0xFFFF), PUB, 1.0)  # late, across the wrap for first 0
+    assert t.last_ext == first - 3 and t.last_flags & F_LATE and t.newest == first + 1
+    assert t.slow_prev == first + 1
+
+
+# ----- the ring ------------------------------------------------------------------------------------
+
+def test_the_ring_keeps_packets_by_ext_seq_bounded_by_count_and_age(FastTrack):
+    t = FastTrack("VP8", 128, 2.0)
+    for seq in range(1, 201):
+        t.ingest(rtp(seq, ts=seq), PUB, seq / 100)
+    assert t.packet(200) == StoredPacket(200, 200, F_FRAME_START, 2.0, rtp(200, ts=200))
+    assert t.packet(72) is None and t.packet(73).ext_seq == 73  # 128 slots
+    assert t.packet(100, now=3.005) is None and t.packet(101, now=3.005) is not None  # 2 s old at most
+    t.ingest(rtp(50), PUB, 2.1)  # older than the ring: not stored over a newer packet
+    assert t.packet(50) is None and t.packet(178) is not None
+    t.ingest(rtp(200 + 128 + 5), PUB, 2.2)  # a jump past the whole ring: nothing in it is near
+    assert t.packet(200) is None and t.newest == 333
+
+
+def test_the_gop_runs_from_its_keyframe_to_the_newest_packet(FastTrack):
+    t = FastTrack("VP8")
+    for seq in range(1, 11):
+        t.ingest(rtp(seq, payload=KEY if seq == 4 else DELTA), PUB, 1.0)
+    assert t.gop(100, 10_000) == []  # no keyframe start set yet
+    t.gop_start = 4
+    assert [p.ext_seq for p in t.gop(100, 10_000)] == list(range(4, 11))
+    assert t.gop(5, 10_000) == [] and t.gop(100, 100) == []  # over the limits: no cache at all
+
+
+# ----- the fan-out ---------------------------------------------------------------------------------
+
+def test_the_next_packet_in_order_goes_to_every_rtc_player_rewritten(FastTrack):
+    t = started(FastTrack, [(P1, 0xA, 100, 10, 5, MODE_RTC), (P2, 0xB, 101, -90, 0xFFFFFFFF, MODE_RTC),
+                            (("127.0.0.1", 6003), 0xC, 102, 0, 0, MODE_L3)])
+    assert t.ingest(rtp(11, ts=2000, payload=MIDDLE, marker=True), PUB, 2.0) == EV_NONE
+    out = t.take_out()
+    assert [(key, addr) for key, _, addr in out] == [(0, P1), (0, P2)]
+    assert fields(out[0][1]) == (100, 1, 2005, 0xA, True, MIDDLE)
+    assert fields(out[1][1]) == (101, 101, 1999, 0xB, True, MIDDLE)  # ts wraps: 2000 + 2**32 - 1
+    assert t.take_player_stats() == [(1, 33, 21, 11, 2000, 2.0), (1, 33, 21, 11, 2000, 2.0), (0, 0, 0, 0, 0, 0.0)]
+    assert t.take_player_stats() == []  # nothing sent since
+
+
+@pytest.mark.parametrize("case", ["gap", "late", "keyframe", "not fast_ok"])
+def test_what_the_fast_path_leaves_to_the_track(FastTrack, case):
+    t = started(FastTrack)
+    packet = {"gap": rtp(13), "late": rtp(9), "keyframe": rtp(11, payload=KEY), "not fast_ok": rtp(11)}[case]
+    t.fast_ok = case != "not fast_ok"
+    assert t.ingest(packet, PUB, 2.0) == EV_RTP
+    assert t.take_out() == [] and t.slow_prev == 10
+    assert t.packet(t.last_ext) is not None  # stored all the same
+
+
+def test_a_released_frame_goes_to_every_l3_player(FastTrack):
+    t = started(FastTrack, [(P1, 0xA, 100, 0, 0, MODE_RTC), (P2, 0xB, 101, 5, 7, MODE_L3)])
+    frame = [StoredPacket(20, 3000, 0, 1.0, rtp(20, 3000)), StoredPacket(21, 3000, F_MARKER, 1.0, rtp(21, 3000))]
+    t.send_frame(frame, 3.0)
+    out = t.take_out()
+    assert [addr for _, _, addr in out] == [P2, P2]
+    assert [fields(d)[:4] for _, d, _ in out] == [(101, 15, 3007, 0xB), (101, 16, 3007, 0xB)]
+
+
+def test_pump_reads_a_socket_and_sends_on_another(FastTrack):
+    """Real sockets on loopback: recvmmsg in, sendmmsg out (the compiled one), the same results."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) \
+            as out, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as pub, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as player:
+        for s in (rx, out, pub, player):
+            s.bind(("127.0.0.1", 0))
+        rx.setblocking(False)
+        player.settimeout(5)
+        t = FastTrack("VP8")
+        t.output = out
+        pub.sendto(rtp(10, payload=KEY), rx.getsockname())
+        event = EV_NONE
+        for _ in range(1000):  # until the kernel has it
+            event = t.pump(rx, 1.0)
+            if event != EV_NONE:
+                break
+        assert event == EV_RTP and t.bound == pub.getsockname()
+        t.load_players([(player.getsockname(), 0xA, 100, 10, 0, MODE_RTC)])
+        t.fast_ok = True
+        for seq in range(11, 111):
+            pub.sendto(rtp(seq, ts=seq, payload=MIDDLE), rx.getsockname())
+        got = []
+        while len(got) < 100:
+            assert t.pump(rx, 2.0) == EV_NONE
+            try:
+                while len(got) < 100:
+                    got.append(fields(player.recv(2048))[1])
+                    player.settimeout(0.2)
+            except TimeoutError:
+                pass
+        assert got == list(range(1, 101))
+        assert t.take_player_stats()[0][0] == 100
+
+
+# ----- differential: the same inputs into both, the same outputs ----------------------------------
+
+PAYLOADS = st.sampled_from([KEY, DELTA, MIDDLE, b"", bytes([0x90, 0x80, 0x81]), bytes([0x30, 0x03, 0x00])])
+STEP = st.one_of(
+    st.tuples(st.just("rtp"), st.integers(-3, 6), PAYLOADS, st.booleans(), st.integers(0, 2)),
+    st.tuples(st.just("load"), st.lists(st.tuples(st.integers(-70000, 70000), st.integers(0, 2**32 - 1),
+                                                  st.sampled_from([MODE_RTC, MODE_L3])), max_size=3)),
+    st.tuples(st.just("fast_ok"), st.booleans()),
+    st.tuples(st.just("gop"), st.integers(-5, 5)),
+    st.tuples(st.just("frame"), st.integers(0, 5)),
+    st.tuples(st.just("junk"), st.binary(max_size=30)),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 65535), st.lists(STEP, max_size=60))
+def test_the_compiled_fast_path_matches_the_reference(first, steps):
+    tracks = [_fastpath_py.FastTrack("VP8", 128), _fastpath_c.FastTrack("VP8", 128)]
+    seq, now = first, 1.0
+    addrs = [PUB, PUB, ("127.0.0.1", 5999)]
+    results = [[], []]
+    for step in steps:
+        now += 0.01
+        if step[0] == "rtp":
+            seq = (seq + step[1]) & 0xFFFF
+            data = rtp(seq, ts=seq * 90, payload=step[2], marker=step[3])
+        for t, result in zip(tracks, results):
+            if step[0] == "rtp":
+                result.append(("rtp", t.ingest(data, addrs[step[4]], now), t.take_out(), t.last_ext, t.last_flags,
+                               t.slow_prev, t.newest, t.bound))
+            elif step[0] == "junk":
+                result.append(("junk", t.ingest(step[1], PUB, now), t.take_out()))
+            elif step[0] == "load":
+                t.load_players([(("127.0.0.1", 7000 + i), 0x100 + i, 100 + i, d, o, m)
+                                for i, (d, o, m) in enumerate(step[1])])
+            elif step[0] == "fast_ok":
+                t.fast_ok = step[1]
+            elif step[0] == "gop":
+                t.gop_start = None if t.newest is None else t.newest + step[1]
+                result.append(("gop", t.gop(64, 100_000)))
+            elif step[0] == "frame" and t.newest is not None:
+                frame = [p for p in (t.packet(t.newest - k) for k in range(step[1], -1, -1)) if p is not None]
+                t.send_frame(frame, now)
+                result.append(("frame", t.take_out()))
+            result.append(("stats", t.take_player_stats(), t.take_counters()))
+    assert results[0] == results[1]
+
+
+CODECS = [Codec.VP8, Codec.VP9, Codec.H264, Codec.AV1, Codec.OPUS]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(CODECS), st.binary(max_size=40))
+def test_the_compiled_payload_inspection_matches_the_reference(codec, payload):
+    try:
+        info = inspect_payload(codec, payload)
+    except PayloadError:
+        expected = None
+    else:
+        expected = (F_KEYFRAME if info.keyframe else 0) | (F_FRAME_START if info.frame_start else 0) \
+            | (F_DROPPABLE if info.droppable else 0)
+    assert _fastpath_c.inspect_flags(codec.value, payload) == expected
