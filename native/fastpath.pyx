@@ -450,7 +450,7 @@ cdef class FastTrack:
     cdef int _fd
     cdef player_t* _players
     cdef Py_ssize_t _nplayers
-    cdef bint _dirty
+    cdef int _dirty
     cdef list _addr_objs
     cdef list _out
     cdef int64_t _counters[K_COUNT]
@@ -510,7 +510,7 @@ cdef class FastTrack:
         self._output = None
         self._fd = -1
         self._nplayers = 0
-        self._dirty = False
+        self._dirty = 0
         self._addr_objs = []
         self._out = []
         memset(self._counters, 0, sizeof(self._counters))
@@ -597,20 +597,22 @@ cdef class FastTrack:
         free(self._players)
         self._players = players
         self._nplayers = n
-        self._dirty = False
+        self._dirty = 0
         self._addr_objs = [tuple(e[0]) for e in entries]
 
-    def take_player_stats(self):
+    def take_player_stats(self, int mode=0):
         cdef Py_ssize_t i
         cdef player_t* p
-        if not self._dirty:
+        cdef int modes = mode if mode else (MODE_RTC | MODE_L3)
+        if not self._dirty & modes:
             return []
-        self._dirty = False
+        self._dirty &= ~modes
         stats = []
         for i in range(self._nplayers):
             p = &self._players[i]
-            stats.append((p.count, p.nbytes, p.octets, p.last_ext, p.last_ts, p.last_arrival))
-            p.count = p.nbytes = p.octets = 0
+            if p.count and (p.mode & modes):
+                stats.append((i, p.count, p.nbytes, p.octets, p.last_ext, p.last_ts, p.last_arrival))
+                p.count = p.nbytes = p.octets = 0
         return stats
 
     def take_counters(self):
@@ -856,7 +858,7 @@ cdef class FastTrack:
         p.last_ext = s.ext
         p.last_ts = s.ts
         p.last_arrival = now
-        self._dirty = True
+        self._dirty |= p.mode
         self._counters[K_PACKETS_OUT] += 1
         self._counters[K_BYTES_OUT] += s.length
         if self._fd < 0:

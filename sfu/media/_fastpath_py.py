@@ -93,7 +93,7 @@ class FastTrack:
         self.fast_ok = False
         self.output: socket.socket | None = None
         self._players: list[_Player] = []
-        self._dirty = False  # sent something since the last take_player_stats / load_players
+        self._dirty = 0  # the modes whose players got something since take_player_stats / load_players
         self._out: list[tuple] = []
         self._counters = dict.fromkeys(COUNTERS, 0)
         self.slow_data: bytes | None = None  # EV_RTCP: the datagram and where it came from
@@ -105,18 +105,19 @@ class FastTrack:
     def load_players(self, entries: list[tuple]) -> None:
         """The player table: [(addr, ssrc, payload_type, seq_delta, ts_delta, mode)], in slot order."""
         self._players = [_Player(*e) for e in entries]
-        self._dirty = False
+        self._dirty = 0
 
-    def take_player_stats(self) -> list[tuple[int, int, int, int, int, float]]:
-        """Per slot, what the fast path sent since the last call or load: (count, bytes, octets,
-        last_ext, last_ts, last_arrival); count 0 means nothing. [] when nothing at all was sent."""
-        if not self._dirty:
+    def take_player_stats(self, mode: int = 0) -> list[tuple[int, int, int, int, int, int, float]]:
+        """What the fast path sent since the last call or load, for each player of `mode` (0: all)
+        that got something: (slot, count, bytes, octets, last_ext, last_ts, last_arrival)."""
+        if not self._dirty & (mode or (MODE_RTC | MODE_L3)):
             return []
-        self._dirty = False
+        self._dirty &= ~(mode or (MODE_RTC | MODE_L3))
         stats = []
-        for p in self._players:
-            stats.append((p.count, p.bytes, p.octets, p.last_ext, p.last_ts, p.last_arrival))
-            p.count = p.bytes = p.octets = 0
+        for slot, p in enumerate(self._players):
+            if p.count and (not mode or p.mode == mode):
+                stats.append((slot, p.count, p.bytes, p.octets, p.last_ext, p.last_ts, p.last_arrival))
+                p.count = p.bytes = p.octets = 0
         return stats
 
     def take_counters(self) -> tuple[int, ...]:
@@ -257,7 +258,7 @@ class FastTrack:
         p.bytes += len(out)
         p.octets += len(out) - 12
         p.last_ext, p.last_ts, p.last_arrival = ext, ts, now
-        self._dirty = True
+        self._dirty |= p.mode
         c = self._counters
         c["packets_out"] += 1
         c["bytes_out"] += len(out)

@@ -88,6 +88,11 @@ class PublisherTrack:
         self._l3_last: int | None = None  # last ext_seq of the last frame the fast table's L3 players got
         self.players: list[PlayerTrack] = []
         self._loaded: list[PlayerTrack] = []  # the fast table, in slot order
+        self._table_dirty = False  # a player's place in the fast table may have changed: reload it
+        self._rtc: list[PlayerTrack] = []  # the RTC players, and those whose path is measured
+        self._measured: list[PlayerTrack] = []
+        self._l3: list[PlayerTrack] = []  # the L3 players, and those of them not in the fast table
+        self._l3_python: list[PlayerTrack] = []
         self.sender_report: SenderReport | None = None  # the publisher's last, and when it came
         self.sender_report_at = 0.0
         self.next_sender_reports: float | None = None
@@ -114,7 +119,7 @@ class PublisherTrack:
         fast = self.fast
         ext, flags, prev_newest = fast.last_ext, fast.last_flags, fast.slow_prev
         stored = fast.packet(ext)
-        self._pull()
+        self._pull(MODE_RTC)  # the RTC players are the ones touched here
         if prev_newest is not None:
             self.nack.advance_to(prev_newest)
         keyframe, frame_start, late = bool(flags & F_KEYFRAME), bool(flags & F_FRAME_START), bool(flags & F_LATE)
@@ -130,8 +135,8 @@ class PublisherTrack:
             self.jitter.push(packet, now)
         out: list[Out] = []
         pt = self.spec.payload_type
-        for p in self.players:
-            if p.l3 or p.addr is None:
+        for p in self._rtc:
+            if p.addr is None:
                 continue
             if not p.started:
                 out += self._start(p, now)
@@ -143,12 +148,13 @@ class PublisherTrack:
                 p.sent(len(data_out), now)
                 out.append((0, data_out, p.addr))
         self._congestion_keyframes(now)
-        self._push()
+        if self._table_dirty:
+            self._push()
         return out
 
     def _congestion_keyframes(self, now: float) -> None:
-        for p in self.players:
-            if p.path is not None and p.path.budget.take_keyframe_needed():
+        for p in self._measured:
+            if p.path.budget.take_keyframe_needed():
                 self.requester.request(now, "congestion")
 
     def on_rtcp(self, data: bytes, now: float) -> None:
@@ -182,15 +188,15 @@ class PublisherTrack:
 
     # ----- the fast table --------------------------------------------------------------------
 
-    def _pull(self) -> None:
-        """Bring the players' numbering and counts up to what the fast path sent since `_push`."""
-        stats = self.fast.take_player_stats()
+    def _pull(self, mode: int = 0) -> None:
+        """Bring the players' numbering and counts up to what the fast path sent them (those of
+        `mode`, 0: all) since the last pull: before Python touches them."""
+        stats = self.fast.take_player_stats(mode)
         if not stats:
             return
         rate = self.spec.clock_rate
-        for p, (count, size, octets, last_ext, last_ts, last_arrival) in zip(self._loaded, stats):
-            if not count:
-                continue
+        for slot, count, size, octets, last_ext, last_ts, last_arrival in stats:
+            p = self._loaded[slot]
             p.rewriter.rewrite(last_ext)  # the same number the fast path gave it: now the rewriter knows
             p.timestamp(last_ts, last_arrival, rate)
             if p.last_ext is None or last_ext > p.last_ext:
@@ -209,6 +215,9 @@ class PublisherTrack:
     def _push(self) -> None:
         """Load the fast table from the players (after Python has changed them)."""
         self._pull()  # what the fast path sent since the last load must not be lost
+        self._table_dirty = False
+        self._rtc = [p for p in self.players if not p.l3]
+        self._measured = [p for p in self.players if p.path is not None and p.path.measured]
         entries, loaded = [], []
         fast_ok = not self._l3_live
         pt_default = self.spec.payload_type
@@ -229,6 +238,8 @@ class PublisherTrack:
             loaded.append(p)
         self.fast.load_players(entries)
         self._loaded = loaded
+        self._l3 = [p for p in self.players if p.l3]
+        self._l3_python = [p for p in self._l3 if not p.fast]
         self.fast.fast_ok = fast_ok
 
     def refresh(self) -> None:
@@ -272,6 +283,7 @@ class PublisherTrack:
         """A player's first frame: its mode's cached GOP at once (or, for audio, simply go live)."""
         if not self.video:
             p.started = True
+            self._table_dirty = True
             return []
         if p.l3:
             if self._l3_seed:
@@ -284,6 +296,7 @@ class PublisherTrack:
             self.requester.request(now, "player_start")
             return []
         p.started = True
+        self._table_dirty = True
         out = []
         for packet in packets:
             p.skip_to(packet.ext_seq)
@@ -296,9 +309,9 @@ class PublisherTrack:
         """Called when a player's address becomes known (or at once when it was given)."""
         if p.started:
             return []
-        self._pull()
         out = self._start(p, now)
-        self._push()
+        if self._table_dirty:
+            self._push()
         return out
 
     def on_player_nack(self, p: PlayerTrack, lost: list[int], now: float) -> list[Out]:
@@ -348,9 +361,9 @@ class PublisherTrack:
         if in_order:
             self.fast.send_frame(frame.packets, now)
         else:
-            self._pull()
-        for p in self.players:
-            if not p.l3 or p.addr is None or (in_order and p.fast):
+            self._pull(MODE_L3)
+        for p in self._l3_python if in_order else self._l3:
+            if p.addr is None:
                 continue
             if not p.started:
                 out += self._start(p, now)
@@ -380,7 +393,6 @@ class PublisherTrack:
         return out
 
     def on_timer(self, now: float) -> list[Out]:
-        self._pull()
         self._seed_l3()
         out = self._release(now, self._l3_send)
         self._congestion_keyframes(now)
@@ -392,7 +404,8 @@ class PublisherTrack:
         # every timer is consumed, with or without a publisher to send to, so none stays due
         lost = self.nack.poll(now, self.settings.rtt)
         send_pli = self.requester.poll(now)
-        self._push()
+        if self._table_dirty:
+            self._push()
         if self.addr is None or self.media_ssrc is None:
             return out  # nothing has arrived yet: nothing to repair, no one to ask
         if lost:
