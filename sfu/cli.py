@@ -39,7 +39,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     import uvloop
 
-    return uvloop.run(_run_node(config, dev=not args.config, created=created))
+    code = uvloop.run(_run_node(config, dev=not args.config, created=created))
+    # stopped: closing the loop restored the default SIGTERM action; a second SIGTERM while the
+    # interpreter winds down must not turn a clean stop into death by signal
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    return code
 
 
 async def _run_node(config: Config, *, dev: bool, created: bool) -> int:

@@ -58,6 +58,11 @@ class SignallingConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    per_stream_labels: bool = False  # also export per-stream families (a stream_id label: unbounded)
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -70,6 +75,7 @@ class Config:
     node: NodeConfig = field(default_factory=NodeConfig)
     session: SessionConfig = field(default_factory=SessionConfig)
     signalling: SignallingConfig = field(default_factory=SignallingConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     def app(self, app_id: int) -> AppConfig | None:
         for a in self.apps:
@@ -101,7 +107,12 @@ def _typed(section: str, cls: type, raw: Any) -> Any:
         if key == "rtp_ports":
             kwargs[key] = parse_port_range(value, name)
             continue
-        if isinstance(default, bool) or isinstance(value, bool):
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{name}: expected true or false, got {value!r}")
+            kwargs[key] = value
+            continue
+        if isinstance(value, bool):
             raise ConfigError(f"{name}: expected a number, got {value!r}")
         if isinstance(default, int) and not isinstance(value, int):
             raise ConfigError(f"{name}: expected an integer, got {value!r}")
@@ -133,7 +144,7 @@ def _app(index: int, raw: Any) -> AppConfig:
 
 
 def config_from_dict(raw: dict[str, Any]) -> Config:
-    allowed = {"apps", "node", "session", "signalling"}
+    allowed = {"apps", "node", "session", "signalling", "metrics"}
     for key in raw:
         if key not in allowed:
             raise ConfigError(f"{key}: unknown top-level key (known: {', '.join(sorted(allowed))})")
@@ -151,6 +162,7 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
         node=_typed("node", NodeConfig, raw.get("node", {})),
         session=_typed("session", SessionConfig, raw.get("session", {})),
         signalling=_typed("signalling", SignallingConfig, raw.get("signalling", {})),
+        metrics=_typed("metrics", MetricsConfig, raw.get("metrics", {})),
     )
     if cfg.node.port > 65535:
         raise ConfigError(f"node.port: must be <= 65535, got {cfg.node.port}")

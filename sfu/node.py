@@ -1,4 +1,4 @@
-"""The media node: HTTP (/healthz), WebSocket signalling (/ws) and the room service, wired together."""
+"""The media node: HTTP (/healthz, /metrics), WebSocket signalling (/ws) and the room service, wired together."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from aiohttp import web
 from sfu import __version__
 from sfu.config import Config
 from sfu.http_api import HttpApi
+from sfu.loop_lag import LoopLagMonitor
 from sfu.media.endpoint import MediaEndpoint
 from sfu.media.router import Router
 from sfu.media.service import MediaService
+from sfu.metrics import CONTENT_TYPE, NodeMetrics
 from sfu.room import RoomService
 from sfu.signalling.server import SignallingServer
 
@@ -31,6 +33,10 @@ class Node:
         s = config.session
         self.http_api = HttpApi(self.service, self.signalling, self.media, s.rtp_idle_timeout,
                                 keepalive_interval=min(1.0, s.heartbeat_interval, s.rtp_idle_timeout / 4))
+        self.loop_lag = LoopLagMonitor()
+        self.metrics = NodeMetrics(service=self.service, signalling=self.signalling, router=self.router,
+                                   endpoint=self.endpoint, lag=self.loop_lag, version=__version__,
+                                   per_stream_labels=config.metrics.per_stream_labels)
         self._runner: web.AppRunner | None = None
         self.host = config.node.host
         self.port = config.node.port
@@ -49,6 +55,7 @@ class Node:
         app = web.Application(client_max_size=1 << 20)
         app.router.add_get("/ws", self.signalling.handle)
         app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/metrics", self._metrics)
         self.http_api.routes(app)
         return app
 
@@ -56,10 +63,14 @@ class Node:
         return web.json_response({"status": "ok", "version": __version__,
                                   "connections": self.signalling.connections, "media_port": self.endpoint.port})
 
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
     async def start(self) -> None:
         await self.endpoint.start()
         self.signalling.attach_media(self.media)
         self.http_api.start()
+        self.loop_lag.start()
         self._runner = web.AppRunner(self.make_app(), handle_signals=False, access_log=None)
         await self._runner.setup()
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -72,6 +83,7 @@ class Node:
         if self._runner is None:
             return
         await self.http_api.stop()
+        await self.loop_lag.stop()
         await self.signalling.shutdown()
         await self._runner.cleanup()
         self._runner = None

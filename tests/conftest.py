@@ -11,7 +11,7 @@ from itertools import count
 import aiohttp
 import pytest
 
-from sfu.config import AppConfig, Config, NodeConfig, SessionConfig, SignallingConfig
+from sfu.config import AppConfig, Config, MetricsConfig, NodeConfig, SessionConfig, SignallingConfig
 
 APP_ID = 1234567890
 SECRET = "0123456789abcdef0123456789abcdef"
@@ -28,19 +28,21 @@ def make_token(user_id: str, *, app_id: int = APP_ID, secret: str = SECRET, room
     return generate_token04(app_id, user_id, secret, ttl, payload, now=time.time() if now is None else now)
 
 
-def make_config(*, session: dict | None = None, signalling: dict | None = None, apps: list[AppConfig] | None = None) -> Config:
+def make_config(*, session: dict | None = None, signalling: dict | None = None, apps: list[AppConfig] | None = None,
+                metrics: dict | None = None) -> Config:
     apps = apps or [AppConfig(APP_ID, SECRET), AppConfig(OTHER_APP_ID, OTHER_SECRET)]
     return Config(
         apps=tuple(apps),
         node=NodeConfig(host="127.0.0.1", port=0),
         session=replace(SessionConfig(), **(session or {})),
         signalling=replace(SignallingConfig(), **(signalling or {})),
+        metrics=replace(MetricsConfig(), **(metrics or {})),
     )
 
 
 @pytest.fixture
 async def node_factory():
-    """`await node_factory(session={...}, signalling={...})` starts a real node on 127.0.0.1:<free port>."""
+    """`await node_factory(session={...}, signalling={...}, metrics={...})` starts a real node on 127.0.0.1:<free port>."""
     from sfu.node import Node
 
     nodes = []

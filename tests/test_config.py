@@ -30,11 +30,19 @@ def test_defaults_and_overrides():
     ({"apps": [GOOD], "signalling": {"rate_limit_burst": "many"}}, "signalling.rate_limit_burst"),
     ({"apps": [GOOD], "node": {"port": 70000}}, "node.port"),
     ({"apps": [GOOD], "node": "x"}, "[node]"),
+    ({"apps": [GOOD], "metrics": {"per_stream_labels": "yes"}}, "metrics.per_stream_labels: expected true or false"),
+    ({"apps": [GOOD], "metrics": {"per_stream_labels": 1}}, "metrics.per_stream_labels: expected true or false"),
+    ({"apps": [GOOD], "metrics": {"stream_labels": True}}, "metrics.stream_labels: unknown key"),
 ])
 def test_bad_values_are_named(raw, fragment):
     with pytest.raises(ConfigError) as e:
         config_from_dict(raw)
     assert fragment in str(e.value)
+
+
+def test_metrics_section():
+    assert config_from_dict({"apps": [GOOD]}).metrics.per_stream_labels is False
+    assert config_from_dict({"apps": [GOOD], "metrics": {"per_stream_labels": True}}).metrics.per_stream_labels is True
 
 
 def test_dev_app_is_created_once_and_reused(tmp_path):

@@ -214,9 +214,10 @@ class FastTrack:
             flags |= F_LATE
         self._store(ext, h.timestamp, flags, now, bytes(data))
         c["rtp_packets"] += 1
-        self.last_ext, self.last_flags, self.slow_prev = ext, flags, hi
+        self.last_ext, self.last_flags = ext, flags
         keyframe_start = self.video and flags & (F_KEYFRAME | F_FRAME_START) == F_KEYFRAME | F_FRAME_START
         if not self.fast_ok or hi is None or ext != hi + 1 or keyframe_start:
+            self.slow_prev = hi
             return EV_RTP
         for p in self._players:
             if p.mode == MODE_RTC:

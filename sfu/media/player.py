@@ -46,6 +46,8 @@ class PlayerTrack:
     timestamps: TimestampRewriter | None = None  # made at the first packet: it keeps that numbering
     timestamps_reset: bool = False
     fast: bool = False  # in its publisher track's fast table (sfu/media/track.py)
+    play_at: float | None = None  # when its play request reached the node, until its first keyframe is sent
+    packets_dropped: int = 0  # packets its latency budget did not let through
 
     def follow(self, epoch: int) -> None:
         """A (new) publisher: numbering continues after what this player already got."""
@@ -87,6 +89,7 @@ class PlayerTrack:
             self.frame_counted = self.frame_bytes
         if not self.frame_send:
             self.rewriter.drop(p.ext_seq)  # no gap in its numbering for what it will never get
+            self.packets_dropped += 1
         return self.frame_send
 
     def admit_frame(self, frame: Frame, now: float) -> bool:
@@ -100,6 +103,8 @@ class PlayerTrack:
         droppable = all(p.droppable for p in frame.packets)
         decision = path.budget.offer(self.kind, frame.keyframe, droppable, size, now, now,
                                      path.congestion.estimate_bps)
+        if decision is not Decision.SEND:
+            self.packets_dropped += len(frame.packets)
         return decision is Decision.SEND
 
     def sent(self, size: int, now: float) -> None:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from sfu.media.fastpath import EV_NONE, EV_RTP
 from sfu.media.player import Addr, PlayerPath, PlayerTrack
+from sfu.media.totals import MediaTotals
 from sfu.media.track import MediaSettings, Out, PublisherTrack, TrackSpec
 from sfu.rtp.header import RtpParseError, is_rtcp, parse_rtp
 from sfu.rtp.rtcp import Fir, Nack, Pli, ReceiverReport, Remb, RtcpParseError, parse_rtcp
@@ -59,6 +60,7 @@ class Router:
         self.counters: dict[str, int] = {"packets_in": 0, "bytes_in": 0, "packets_out": 0, "bytes_out": 0,
                                          "nacks_received": 0, "keyframe_requests_received": 0, "unsent": 0}
         self.dropped: dict[str, int] = {"malformed": 0, "unknown_ssrc": 0, "unbound_source": 0}
+        self.ended = MediaTotals()  # the counters of tracks and players that ended, kept for the totals
 
     # ----- the control side ------------------------------------------------------------------
 
@@ -103,6 +105,8 @@ class Router:
             path = PlayerPath()
             for kind in KINDS:
                 pt = tracks[kind] = PlayerTrack(kind, self._assign(), l3, path=path)
+                if kind in stream.tracks:  # a stream being published: its first frame is timed
+                    pt.play_at = now
                 self._player_ssrcs[pt.ssrc] = (pt, key)
                 if kind in stream.tracks:
                     stream.tracks[kind].attach(pt)
@@ -125,6 +129,7 @@ class Router:
         for tid in ids:
             track = self._tracks.pop(tid)
             self._player_ssrcs.pop(track.node_ssrc, None)
+            self.ended.retire_track(track)
         stream.tracks.clear()
         if not stream.players:
             del self._streams[key]
@@ -140,6 +145,7 @@ class Router:
             del self._player_ssrcs[pt.ssrc]
             if kind in stream.tracks:
                 stream.tracks[kind].detach(pt)
+        self.ended.retire_player(tracks.values())
         if not stream.players and not stream.tracks:
             del self._streams[key]
 
@@ -154,6 +160,21 @@ class Router:
 
     def tracks(self) -> list[PublisherTrack]:
         return list(self._tracks.values())
+
+    # ----- for metrics: totals that never go down, and samples drained once -----------------
+
+    def totals(self) -> dict[str, int]:
+        """Node-wide media totals over live and ended tracks and players (sfu/media/totals.py)."""
+        players = [p.values() for s in self._streams.values() for p in s.players.values()]
+        return self.ended.totals(self._tracks.values(), players)
+
+    def take_delay_samples(self) -> list[float]:
+        """L3 buffer delays (seconds) since the last call, all tracks."""
+        return self.ended.take_delay_samples(self._tracks.values())
+
+    def take_first_frame_samples(self) -> list[tuple[str, float]]:
+        """(mode, seconds from play request to first keyframe packet sent) since the last call."""
+        return self.ended.take_first_frame_samples(self._tracks.values())
 
     def _assign(self) -> int:
         while (ssrc := self._new_ssrc()) in self._player_ssrcs:

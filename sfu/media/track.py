@@ -23,6 +23,7 @@ too.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 from sfu.media.codecs import Codec
@@ -39,6 +40,7 @@ from sfu.rtp.rtcp import Nack, RtcpParseError, SenderReport, parse_rtcp, seriali
 
 Out = tuple[int, bytes, Addr]  # (socket key to send from, datagram, destination)
 SENDER_REPORT_INTERVAL = 1.0  # seconds between the translated sender reports each player gets
+_FIRST_FRAME_SAMPLES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,8 @@ class PublisherTrack:
         self.next_sender_reports: float | None = None
         self.counters = {"packets": 0, "bad_payload": 0, "nacks_sent": 0, "plis_sent": 0,
                          "retransmissions": 0, "frames_released": 0, "sender_reports": 0}
+        # (mode, seconds from a player's play request to its first keyframe packet sent), for metrics
+        self.first_frames: deque[tuple[str, float]] = deque(maxlen=_FIRST_FRAME_SAMPLES)
 
     @property
     def addr(self) -> Addr | None:
@@ -303,7 +307,15 @@ class PublisherTrack:
             data = p.packet(packet, self.spec.payload_type, self.spec.clock_rate)
             if data is not None:
                 out.append((0, data, p.addr))
+        if out and p.play_at is not None:
+            self.first_frames.append(("l3" if p.l3 else "rtc", now - p.play_at))
+            p.play_at = None
         return out
+
+    def take_first_frame_samples(self) -> list[tuple[str, float]]:
+        samples = list(self.first_frames)
+        self.first_frames.clear()
+        return samples
 
     def start_player(self, p: PlayerTrack, now: float) -> list[Out]:
         """Called when a player's address becomes known (or at once when it was given)."""

@@ -427,7 +427,8 @@ class RoomService:
         return list(room.streams) if room else []
 
     def gauges(self) -> dict[int, dict[str, int]]:
-        """Per AppID: rooms, users, streams, players by mode, sessions detached."""
+        """Per AppID: rooms, users, streams, publishers (sessions publishing a stream), players by
+        mode, sessions detached."""
         out = {}
         for app_id, app in self._apps.items():
             players = {"rtc": 0, "l3": 0}
@@ -438,10 +439,21 @@ class RoomService:
                 "rooms": len(app.rooms),
                 "users": len(app.users),
                 "streams": len(app.streams),
+                "publishers": sum(1 for s in app.users.values() if s.publishes),
                 "players_rtc": players["rtc"],
                 "players_l3": players["l3"],
                 "detached": sum(1 for s in app.users.values() if s.conn_id is None),
             }
+        return out
+
+    def stream_players(self) -> dict[tuple[int, str], dict[str, int]]:
+        """Per (AppID, stream_id) with players: players by mode ("rtc", "l3")."""
+        out = {}
+        for app_id, app in self._apps.items():
+            for stream_id, sessions in app.plays.items():
+                players = out[(app_id, stream_id)] = {"rtc": 0, "l3": 0}
+                for s in sessions.values():
+                    players["rtc" if s.plays.get(stream_id) is ResourceMode.ONLY_RTC else "l3"] += 1
         return out
 
     def session_id_of(self, conn_id: int) -> str | None:

@@ -79,6 +79,13 @@ class SignallingServer:
     def connections(self) -> int:
         return len(self._conns)
 
+    def session_states(self) -> dict[str, int]:
+        """Signalling sessions: attached (logged in on an open WebSocket) and detached (their socket
+        is gone; they wait in the reconnect grace window)."""
+        attached = sum(1 for c in self._conns if self.service.session_id_of(c) is not None)
+        detached = sum(g["detached"] for g in self.service.gauges().values())
+        return {"attached": attached, "detached": detached}
+
     # ----- the socket ----------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
