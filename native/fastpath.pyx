@@ -829,9 +829,9 @@ cdef class FastTrack:
                 slots[k].ts = packet.timestamp
                 slots[k].data = <unsigned char*>PyBytes_AS_STRING(data)
                 slots[k].length = PyBytes_GET_SIZE(data)
-            for i in range(self._nplayers):
-                if self._players[i].mode == MODE_L3:
-                    for k in range(n):
+            for k in range(n):  # packet by packet, each to every L3 player (as the RTC fan-out does)
+                for i in range(self._nplayers):
+                    if self._players[i].mode == MODE_L3:
                         self._send(i, &slots[k], now)
             self._flush()  # the messages point into `refs`
         finally:

@@ -244,9 +244,9 @@ class FastTrack:
     def send_frame(self, packets: list, now: float) -> None:
         """One released L3 frame (its packets, in order: objects with ext_seq, timestamp and data)
         to every L3 player in the table."""
-        for p in self._players:
-            if p.mode == MODE_L3:
-                for packet in packets:
+        for packet in packets:  # packet by packet, each to every L3 player (as the RTC fan-out does)
+            for p in self._players:
+                if p.mode == MODE_L3:
                     self._send(p, packet.ext_seq, packet.timestamp, now, packet.data)
 
     def _send(self, p: _Player, ext: int, ts: int, now: float, data: bytes) -> None:

@@ -105,6 +105,10 @@ class _Pending:
                      self.keyframe, self.first_arrival)
 
 
+def _order_of(frame: _Pending) -> int:
+    return frame.order
+
+
 class JitterBuffer:
     def __init__(self, clock_rate: int, *, min_delay: float = 0.02, max_delay: float = 0.5,
                  rtt_allowance: bool = True, jitter_factor: float = 3.0, audio: bool = False,
@@ -182,7 +186,10 @@ class JitterBuffer:
         if not packet.is_retransmission:
             self._sample_jitter(packet)
         target = self._update_target(now)
-        i = bisect_right([f.order for f in self._order], packet.ext_seq)
+        order = self._order
+        # in order (the usual case) it goes last; else find its place by sequence
+        i = len(order) if not order or packet.ext_seq > order[-1].order else \
+            bisect_right(order, packet.ext_seq, key=_order_of)
         release = packet.arrival + target
         if i < len(self._order):
             release = min(release, self._order[i].release_time)
