@@ -86,6 +86,9 @@ cdef enum:
     F_LATE = 16
     MODE_RTC = 1
     MODE_L3 = 2
+    GATE_NONE = -1
+    GATE_CLOSED = 0
+    GATE_OPEN = 1
     C_OPUS = 0
     C_VP8 = 1
     C_VP9 = 2
@@ -117,6 +120,7 @@ ctypedef struct player_t:
     uint32_t ssrc
     uint8_t pt
     int mode
+    int gate
     int64_t seq_delta
     uint32_t ts_delta
     int64_t count
@@ -125,6 +129,10 @@ ctypedef struct player_t:
     int64_t last_ext
     uint32_t last_ts
     double last_arrival
+    int64_t drops
+    int64_t drop_bytes
+    int64_t drop_first
+    int64_t drop_last
 
 
 # ----- payload inspection: the rules of sfu/media/codecs.py, flags or BAD_PAYLOAD ------------------
@@ -435,6 +443,8 @@ cdef class FastTrack:
     cdef slot_t* _ring
     cdef bint _has_newest
     cdef int64_t _newest
+    cdef int64_t _newest_ts
+    cdef Py_ssize_t _gated
     cdef bint _bound
     cdef sockaddr_storage _bound_addr
     cdef object _bound_obj
@@ -499,6 +509,8 @@ cdef class FastTrack:
             self._rx_iov[i].iov_base = self._rx + i * RX_SIZE
             self._rx_iov[i].iov_len = RX_SIZE
         self._has_newest = False
+        self._newest_ts = -1
+        self._gated = 0
         self._bound = False
         self._bound_obj = None
         self._has_ssrc = False
@@ -578,12 +590,16 @@ cdef class FastTrack:
         cdef Py_ssize_t n = len(entries), i
         cdef player_t* players = <player_t*>calloc(n if n else 1, sizeof(player_t))
         cdef player_t* p
+        cdef Py_ssize_t gated = 0
         if players == NULL:
             raise MemoryError()
         try:
             for i in range(n):
-                addr, ssrc, pt, seq_delta, ts_delta, mode = entries[i]
+                entry = entries[i]
+                addr, ssrc, pt, seq_delta, ts_delta, mode = entry[:6]
                 p = &players[i]
+                p.gate = entry[6] if len(entry) > 6 else GATE_NONE
+                gated += p.gate != GATE_NONE
                 _to_sockaddr(addr, &p.addr, &p.addrlen)
                 p.ssrc = ssrc
                 p.pt = pt
@@ -597,8 +613,18 @@ cdef class FastTrack:
         free(self._players)
         self._players = players
         self._nplayers = n
+        self._gated = gated
         self._dirty = 0
         self._addr_objs = [tuple(e[0]) for e in entries]
+
+    def set_gate(self, Py_ssize_t slot, int gate, int64_t seq_delta):
+        if not 0 <= slot < self._nplayers:
+            raise IndexError(slot)
+        cdef player_t* p = &self._players[slot]
+        if (p.gate == GATE_NONE) != (gate == GATE_NONE):
+            raise ValueError("set_gate cannot make a player gated or ungated: load the table")
+        p.gate = gate
+        p.seq_delta = seq_delta
 
     def take_player_stats(self, int mode=0):
         cdef Py_ssize_t i
@@ -610,9 +636,10 @@ cdef class FastTrack:
         stats = []
         for i in range(self._nplayers):
             p = &self._players[i]
-            if p.count and (p.mode & modes):
-                stats.append((i, p.count, p.nbytes, p.octets, p.last_ext, p.last_ts, p.last_arrival))
-                p.count = p.nbytes = p.octets = 0
+            if (p.count or p.drops) and (p.mode & modes):
+                stats.append((i, p.count, p.nbytes, p.octets, p.last_ext, p.last_ts, p.last_arrival,
+                              p.drops, p.drop_bytes, p.drop_first, p.drop_last))
+                p.count = p.nbytes = p.octets = p.drops = p.drop_bytes = 0
         return stats
 
     def take_counters(self):
@@ -671,6 +698,7 @@ cdef class FastTrack:
                 self._ring[i].used = False
         if not self._has_newest or ext > self._newest:
             self._newest = ext
+            self._newest_ts = ts
             self._has_newest = True
         s = &self._ring[ext & (self.size - 1)]
         if s.cap < n:
@@ -698,6 +726,7 @@ cdef class FastTrack:
         cdef bint has_hi
         cdef uint16_t d
         cdef int flags, info
+        cdef bint new_frame
         cdef socklen_t length
         cdef Py_ssize_t i
         cdef player_t* p
@@ -743,6 +772,7 @@ cdef class FastTrack:
             flags |= F_MARKER | F_KEYFRAME | F_FRAME_START
         if has_hi and ext <= hi:
             flags |= F_LATE
+        new_frame = <int64_t>h.timestamp != self._newest_ts  # the newest packet's before this one
         if self._tx_count and (not has_hi or ext != hi + 1):
             self._flush()  # queued messages point into the ring: a jump could land on their slots
         self._store(ext, h.timestamp, flags, now, data, n)
@@ -750,13 +780,24 @@ cdef class FastTrack:
         self.last_ext = ext
         self.last_flags = flags
         if not self.fast_ok or not has_hi or ext != hi + 1 or \
-                (self.video and (flags & (F_KEYFRAME | F_FRAME_START)) == (F_KEYFRAME | F_FRAME_START)):
+                (self.video and (flags & (F_KEYFRAME | F_FRAME_START)) == (F_KEYFRAME | F_FRAME_START)) or \
+                (self._gated and new_frame):
             self.slow_prev = hi if has_hi else None
             return EV_RTP
         s = self._find(ext)
         for i in range(self._nplayers):
             p = &self._players[i]
-            if p.mode == MODE_RTC:
+            if p.mode != MODE_RTC:
+                continue
+            if p.gate == GATE_CLOSED:  # its budget dropped this frame: no gap in its numbering
+                p.seq_delta += 1
+                if not p.drops:
+                    p.drop_first = ext
+                p.drops += 1
+                p.drop_bytes += n
+                p.drop_last = ext
+                self._dirty |= MODE_RTC
+            else:
                 self._send(i, s, now)
         return EV_NONE
 

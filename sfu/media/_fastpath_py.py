@@ -47,6 +47,7 @@ __all__ = ["EV_NONE", "EV_RTCP", "EV_RTP", "F_DROPPABLE", "F_FRAME_START", "F_KE
 EV_NONE, EV_RTP, EV_RTCP = 0, 1, 2
 F_MARKER, F_KEYFRAME, F_FRAME_START, F_DROPPABLE, F_LATE = 1, 2, 4, 8, 16
 MODE_RTC, MODE_L3 = 1, 2
+GATE_NONE, GATE_CLOSED, GATE_OPEN = -1, 0, 1
 # the order of take_counters()
 COUNTERS = ("packets_in", "bytes_in", "packets_out", "bytes_out", "malformed", "unbound_source",
             "bad_payload", "unsent", "rtp_packets")
@@ -63,15 +64,17 @@ class StoredPacket:
 
 
 class _Player:
-    __slots__ = ("addr", "ssrc", "pt", "seq_delta", "ts_delta", "mode",
-                 "count", "bytes", "octets", "last_ext", "last_ts", "last_arrival")
+    __slots__ = ("addr", "ssrc", "pt", "seq_delta", "ts_delta", "mode", "gate",
+                 "count", "bytes", "octets", "last_ext", "last_ts", "last_arrival",
+                 "drops", "drop_bytes", "drop_first", "drop_last")
 
-    def __init__(self, addr, ssrc: int, pt: int, seq_delta: int, ts_delta: int, mode: int) -> None:
+    def __init__(self, addr, ssrc: int, pt: int, seq_delta: int, ts_delta: int, mode: int, gate: int = GATE_NONE) -> None:
         self.addr, self.ssrc, self.pt = addr, ssrc, pt
-        self.seq_delta, self.ts_delta, self.mode = seq_delta, ts_delta & 0xFFFFFFFF, mode
+        self.seq_delta, self.ts_delta, self.mode, self.gate = seq_delta, ts_delta & 0xFFFFFFFF, mode, gate
         self.count = self.bytes = self.octets = 0
         self.last_ext = self.last_ts = 0
         self.last_arrival = 0.0
+        self.drops = self.drop_bytes = self.drop_first = self.drop_last = 0
 
 
 class FastTrack:
@@ -84,6 +87,7 @@ class FastTrack:
         self.max_age = max_age
         self._ring: list[StoredPacket | None] = [None] * size
         self.newest: int | None = None  # highest ext_seq stored (the unwrapper's highest)
+        self._newest_ts = -1  # that packet's RTP timestamp
         self.bound = None  # the source address RTP is taken from; the first one binds
         self.ssrc: int | None = None  # the publisher's SSRC in its last packet
         self.last_arrival: float | None = None
@@ -93,6 +97,7 @@ class FastTrack:
         self.fast_ok = False
         self.output: socket.socket | None = None
         self._players: list[_Player] = []
+        self._gated = 0  # players in the table with a gate
         self._dirty = 0  # the modes whose players got something since take_player_stats / load_players
         self._out: list[tuple] = []
         self._counters = dict.fromkeys(COUNTERS, 0)
@@ -103,21 +108,32 @@ class FastTrack:
     # ----- control ---------------------------------------------------------------------------
 
     def load_players(self, entries: list[tuple]) -> None:
-        """The player table: [(addr, ssrc, payload_type, seq_delta, ts_delta, mode)], in slot order."""
+        """The player table: [(addr, ssrc, payload_type, seq_delta, ts_delta, mode[, gate])], in slot order."""
         self._players = [_Player(*e) for e in entries]
+        self._gated = sum(p.gate != GATE_NONE for p in self._players)
         self._dirty = 0
 
-    def take_player_stats(self, mode: int = 0) -> list[tuple[int, int, int, int, int, int, float]]:
-        """What the fast path sent since the last call or load, for each player of `mode` (0: all)
-        that got something: (slot, count, bytes, octets, last_ext, last_ts, last_arrival)."""
+    def set_gate(self, slot: int, gate: int, seq_delta: int) -> None:
+        """A gated player's decision for the frame that starts (and its sequence offset after it)."""
+        p = self._players[slot]
+        if (p.gate == GATE_NONE) != (gate == GATE_NONE):
+            raise ValueError("set_gate cannot make a player gated or ungated: load the table")
+        p.gate, p.seq_delta = gate, seq_delta
+
+    def take_player_stats(self, mode: int = 0) -> list[tuple]:
+        """What the fast path did since the last call or load, for each player of `mode` (0: all)
+        that it sent or dropped something for: (slot, count, bytes, octets, last_ext, last_ts,
+        last_arrival, drops, drop_bytes, drop_first, drop_last). Dropped packets (a closed gate)
+        are consecutive ext_seqs, drop_first..drop_last."""
         if not self._dirty & (mode or (MODE_RTC | MODE_L3)):
             return []
         self._dirty &= ~(mode or (MODE_RTC | MODE_L3))
         stats = []
         for slot, p in enumerate(self._players):
-            if p.count and (not mode or p.mode == mode):
-                stats.append((slot, p.count, p.bytes, p.octets, p.last_ext, p.last_ts, p.last_arrival))
-                p.count = p.bytes = p.octets = 0
+            if (p.count or p.drops) and (not mode or p.mode == mode):
+                stats.append((slot, p.count, p.bytes, p.octets, p.last_ext, p.last_ts, p.last_arrival,
+                              p.drops, p.drop_bytes, p.drop_first, p.drop_last))
+                p.count = p.bytes = p.octets = p.drops = p.drop_bytes = 0
         return stats
 
     def take_counters(self) -> tuple[int, ...]:
@@ -165,6 +181,7 @@ class FastTrack:
             self._ring = [None] * self.size  # a jump past the whole ring: nothing in it is near
         if newest is None or ext > newest:
             self.newest = ext
+            self._newest_ts = ts
         self._ring[ext & (self.size - 1)] = StoredPacket(ext, ts, flags, now, data)
 
     # ----- the ingress -------------------------------------------------------------------------
@@ -212,15 +229,26 @@ class FastTrack:
             flags |= F_MARKER | F_KEYFRAME | F_FRAME_START
         if hi is not None and ext <= hi:
             flags |= F_LATE
+        new_frame = h.timestamp != self._newest_ts  # the newest packet's before this one
         self._store(ext, h.timestamp, flags, now, bytes(data))
         c["rtp_packets"] += 1
         self.last_ext, self.last_flags = ext, flags
         keyframe_start = self.video and flags & (F_KEYFRAME | F_FRAME_START) == F_KEYFRAME | F_FRAME_START
-        if not self.fast_ok or hi is None or ext != hi + 1 or keyframe_start:
+        if not self.fast_ok or hi is None or ext != hi + 1 or keyframe_start or (self._gated and new_frame):
             self.slow_prev = hi
             return EV_RTP
         for p in self._players:
-            if p.mode == MODE_RTC:
+            if p.mode != MODE_RTC:
+                continue
+            if p.gate == GATE_CLOSED:  # its budget dropped this frame: no gap in its numbering
+                p.seq_delta += 1
+                if not p.drops:
+                    p.drop_first = ext
+                p.drops += 1
+                p.drop_bytes += len(data)
+                p.drop_last = ext
+                self._dirty |= MODE_RTC
+            else:
                 self._send(p, ext, h.timestamp, now, data)
         return EV_NONE
 

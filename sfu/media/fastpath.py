@@ -17,12 +17,15 @@ from sfu.media._fastpath_py import (
     F_KEYFRAME,
     F_LATE,
     F_MARKER,
+    GATE_CLOSED,
+    GATE_NONE,
+    GATE_OPEN,
     MODE_L3,
     MODE_RTC,
 )
 
 __all__ = ["COUNTERS", "EV_NONE", "EV_RTCP", "EV_RTP", "F_DROPPABLE", "F_FRAME_START", "F_KEYFRAME", "F_LATE",
-           "F_MARKER", "IMPLEMENTATION", "MODE_L3", "MODE_RTC", "FastTrack"]
+           "F_MARKER", "GATE_CLOSED", "GATE_NONE", "GATE_OPEN", "IMPLEMENTATION", "MODE_L3", "MODE_RTC", "FastTrack"]
 
 if os.environ.get("SFU_NO_EXTENSIONS", "") not in ("", "0"):
     from sfu.media._fastpath_py import FastTrack

@@ -107,6 +107,31 @@ class PlayerTrack:
             self.packets_dropped += len(frame.packets)
         return decision is Decision.SEND
 
+    def absorb_fast(self, count: int, size: int, octets: int, last_ext: int, last_ts: int, last_arrival: float,
+                    drops: int, drop_bytes: int, drop_first: int, drop_last: int, clock_rate: int) -> None:
+        """What the fast path did for this player since the last time (its track's FastTrack):
+        sent `count` packets (the last `last_ext`), or dropped `drops` consecutive ones (a frame its
+        budget refused). Brings the rewriters, counts and budget to where sending or dropping those
+        packets one by one here would have."""
+        if count:
+            self.rewriter.rewrite(last_ext)  # the number the fast path gave it: now the rewriter knows
+            self.timestamp(last_ts, last_arrival, clock_rate)
+            if self.last_ext is None or last_ext > self.last_ext:
+                self.last_ext = last_ext
+            self.packets_sent += count
+            self.octets_sent += octets
+            self.sent(size, last_arrival)
+        if drops:
+            for e in range(drop_first, drop_last + 1):
+                self.rewriter.drop(e)
+            self.packets_dropped += drops
+        path = self.path
+        if path is not None and path.measured:  # the rest of admit()'s frame accounting
+            self.frame_bytes += size + drop_bytes
+            if self.frame_send and self.frame_bytes > self.frame_counted:
+                path.budget.add_bytes(self.kind, self.frame_bytes - self.frame_counted, last_arrival)
+                self.frame_counted = self.frame_bytes
+
     def sent(self, size: int, now: float) -> None:
         if self.path is not None:
             self.path.congestion.on_sent(size, now)

@@ -27,7 +27,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from sfu.media.codecs import Codec
-from sfu.media.fastpath import F_DROPPABLE, F_FRAME_START, F_KEYFRAME, F_LATE, F_MARKER, MODE_L3, \
+from sfu.media.fastpath import GATE_CLOSED, GATE_NONE, GATE_OPEN, F_DROPPABLE, F_FRAME_START, F_KEYFRAME, F_LATE, F_MARKER, MODE_L3, \
     MODE_RTC, FastTrack
 from sfu.media.jitter import JitterBuffer
 from sfu.media.keyframe_cache import KeyframeCache
@@ -93,6 +93,7 @@ class PublisherTrack:
         self._table_dirty = False  # a player's place in the fast table may have changed: reload it
         self._rtc: list[PlayerTrack] = []  # the RTC players, and those whose path is measured
         self._measured: list[PlayerTrack] = []
+        self._gated: list[tuple[int, PlayerTrack]] = []  # (slot, player): in the table, their budget decides per frame
         self._l3: list[PlayerTrack] = []  # the L3 players, and those of them not in the fast table
         self._l3_python: list[PlayerTrack] = []
         self.sender_report: SenderReport | None = None  # the publisher's last, and when it came
@@ -152,6 +153,12 @@ class PublisherTrack:
                 p.sent(len(data_out), now)
                 out.append((0, data_out, p.addr))
         self._congestion_keyframes(now)
+        for slot, p in self._gated:  # this frame's decision, and the numbering after what was dropped
+            delta = p.rewriter.steady_delta()
+            if delta is None:
+                self._table_dirty = True
+            else:
+                fast.set_gate(slot, GATE_OPEN if p.frame_send else GATE_CLOSED, delta)
         if self._table_dirty:
             self._push()
         return out
@@ -199,22 +206,16 @@ class PublisherTrack:
         if not stats:
             return
         rate = self.spec.clock_rate
-        for slot, count, size, octets, last_ext, last_ts, last_arrival in stats:
-            p = self._loaded[slot]
-            p.rewriter.rewrite(last_ext)  # the same number the fast path gave it: now the rewriter knows
-            p.timestamp(last_ts, last_arrival, rate)
-            if p.last_ext is None or last_ext > p.last_ext:
-                p.last_ext = last_ext
-            p.packets_sent += count
-            p.octets_sent += octets
-            p.sent(size, last_arrival)
+        for slot, *done in stats:
+            self._loaded[slot].absorb_fast(*done, rate)
 
     def _fast_mode(self, p: PlayerTrack) -> int:
         """The player's mode in the fast table, or 0 when Python must see each of its packets."""
-        if not p.started or (p.path is not None and p.path.measured) or p.timestamps is None \
-                or p.timestamps_reset:
+        if not p.started or p.timestamps is None or p.timestamps_reset:
             return 0
-        return MODE_L3 if p.l3 else MODE_RTC
+        if p.l3:  # a measured path's budget judges each released frame here
+            return 0 if p.path is not None and p.path.measured else MODE_L3
+        return MODE_RTC  # a measured path's budget judges each frame here, the fast path obeys (a gate)
 
     def _push(self) -> None:
         """Load the fast table from the players (after Python has changed them)."""
@@ -222,6 +223,7 @@ class PublisherTrack:
         self._table_dirty = False
         self._rtc = [p for p in self.players if not p.l3]
         self._measured = [p for p in self.players if p.path is not None and p.path.measured]
+        self._gated = []
         entries, loaded = [], []
         fast_ok = not self._l3_live
         pt_default = self.spec.payload_type
@@ -237,8 +239,12 @@ class PublisherTrack:
                     fast_ok = False
                 continue
             p.fast = True
+            gated = mode == MODE_RTC and p.path is not None and p.path.measured
+            if gated:
+                self._gated.append((len(loaded), p))
             entries.append((p.addr, p.ssrc, pt_default if p.payload_type is None else p.payload_type,
-                            seq_delta, ts_delta, mode))
+                            seq_delta, ts_delta, mode, (GATE_OPEN if p.frame_send else GATE_CLOSED) if gated
+                            else GATE_NONE))
             loaded.append(p)
         self.fast.load_players(entries)
         self._loaded = loaded

@@ -17,6 +17,8 @@ from sfu.media._fastpath_py import (
     F_KEYFRAME,
     F_LATE,
     F_MARKER,
+    GATE_CLOSED,
+    GATE_OPEN,
     MODE_L3,
     MODE_RTC,
     StoredPacket,
@@ -149,8 +151,29 @@ def test_the_next_packet_in_order_goes_to_every_rtc_player_rewritten(FastTrack):
     assert fields(out[0][1]) == (100, 1, 2005, 0xA, True, MIDDLE)
     assert fields(out[1][1]) == (101, 101, 1999, 0xB, True, MIDDLE)  # ts wraps: 2000 + 2**32 - 1
     assert t.take_player_stats(MODE_L3) == []  # by mode: the L3 player got nothing
-    assert t.take_player_stats() == [(0, 1, 33, 21, 11, 2000, 2.0), (1, 1, 33, 21, 11, 2000, 2.0)]
+    assert t.take_player_stats() == [(0, 1, 33, 21, 11, 2000, 2.0, 0, 0, 0, 0), (1, 1, 33, 21, 11, 2000, 2.0, 0, 0, 0, 0)]
     assert t.take_player_stats() == []  # nothing sent since
+
+
+def test_a_gated_player_gets_or_skips_whole_frames_as_told(FastTrack):
+    """A player whose budget decides per frame: each new frame's first packet is left to the
+    track (which decides, then sets the gate); the rest of the frame obeys the gate, and packets it
+    skips leave no gap in the player's numbering."""
+    t = started(FastTrack, [(P1, 0xA, 100, 10, 0, MODE_RTC, GATE_OPEN), (P2, 0xB, 100, 10, 0, MODE_RTC)])
+    assert t.ingest(rtp(11, ts=1000), PUB, 2.0) == EV_NONE  # the same frame as seq 10: the gate holds
+    assert [fields(d)[1] for _, d, _ in t.take_out()] == [1, 1]
+    assert t.ingest(rtp(12, ts=2000), PUB, 2.0) == EV_RTP  # a new frame: the track decides
+    t.set_gate(0, GATE_CLOSED, 10)
+    for seq in (13, 14):
+        assert t.ingest(rtp(seq, ts=2000), PUB, 2.1) == EV_NONE
+    assert [addr for _, _, addr in t.take_out()] == [P2, P2]  # P1's gate is closed
+    stats = t.take_player_stats()
+    assert stats[0] == (0, 1, 36, 24, 11, 1000, 2.0, 2, 72, 13, 14)  # sent seq 11; dropped 13..14
+    t.set_gate(0, GATE_OPEN, 12)  # the track counted the drops too: 2 more below
+    assert t.ingest(rtp(15, ts=2000), PUB, 2.2) == EV_NONE
+    assert [(addr, fields(d)[1]) for _, d, addr in t.take_out()] == [(P1, 3), (P2, 5)]
+    with pytest.raises(ValueError):
+        t.set_gate(1, GATE_OPEN, 10)  # P2 has no gate: only a new table gives it one
 
 
 @pytest.mark.parametrize("case", ["gap", "late", "keyframe", "not fast_ok"])
@@ -204,7 +227,7 @@ def test_pump_reads_a_socket_and_sends_on_another(FastTrack):
             except TimeoutError:
                 pass
         assert got == list(range(1, 101))
-        assert t.take_player_stats() == [(0, 100, 100 * 33, 100 * 21, 110, 110, 2.0)]
+        assert t.take_player_stats() == [(0, 100, 100 * 33, 100 * 21, 110, 110, 2.0, 0, 0, 0, 0)]
 
 
 # ----- differential: the same inputs into both, the same outputs ----------------------------------
@@ -213,7 +236,9 @@ PAYLOADS = st.sampled_from([KEY, DELTA, MIDDLE, b"", bytes([0x90, 0x80, 0x81]), 
 STEP = st.one_of(
     st.tuples(st.just("rtp"), st.integers(-3, 6), PAYLOADS, st.booleans(), st.integers(0, 2)),
     st.tuples(st.just("load"), st.lists(st.tuples(st.integers(-70000, 70000), st.integers(0, 2**32 - 1),
-                                                  st.sampled_from([MODE_RTC, MODE_L3])), max_size=3)),
+                                                  st.sampled_from([MODE_RTC, MODE_L3]), st.sampled_from([-1, 0, 1])),
+                                        max_size=3)),
+    st.tuples(st.just("gate"), st.integers(0, 2), st.booleans(), st.integers(-70000, 70000)),
     st.tuples(st.just("fast_ok"), st.booleans()),
     st.tuples(st.just("gop"), st.integers(-5, 5)),
     st.tuples(st.just("frame"), st.integers(0, 5)),
@@ -227,6 +252,7 @@ def test_the_compiled_fast_path_matches_the_reference(first, steps):
     tracks = [_fastpath_py.FastTrack("VP8", 128), _fastpath_c.FastTrack("VP8", 128)]
     seq, now = first, 1.0
     addrs = [PUB, PUB, ("127.0.0.1", 5999)]
+    loaded = []
     results = [[], []]
     for step in steps:
         now += 0.01
@@ -240,8 +266,12 @@ def test_the_compiled_fast_path_matches_the_reference(first, steps):
             elif step[0] == "junk":
                 result.append(("junk", t.ingest(step[1], PUB, now), t.take_out()))
             elif step[0] == "load":
-                t.load_players([(("127.0.0.1", 7000 + i), 0x100 + i, 100 + i, d, o, m)
-                                for i, (d, o, m) in enumerate(step[1])])
+                t.load_players([(("127.0.0.1", 7000 + i), 0x100 + i, 100 + i, d, o, m, g)
+                                for i, (d, o, m, g) in enumerate(step[1])])
+                loaded = step[1]
+            elif step[0] == "gate":
+                if step[1] < len(loaded) and loaded[step[1]][3] != -1:
+                    t.set_gate(step[1], int(step[2]), step[3])
             elif step[0] == "fast_ok":
                 t.fast_ok = step[1]
             elif step[0] == "gop":
