@@ -121,6 +121,8 @@ ctypedef struct player_t:
     uint8_t pt
     int mode
     int gate
+    bint has_min
+    int64_t min_ext
     int64_t seq_delta
     uint32_t ts_delta
     int64_t count
@@ -599,6 +601,8 @@ cdef class FastTrack:
                 addr, ssrc, pt, seq_delta, ts_delta, mode = entry[:6]
                 p = &players[i]
                 p.gate = entry[6] if len(entry) > 6 else GATE_NONE
+                p.has_min = len(entry) > 7 and entry[7] is not None
+                p.min_ext = entry[7] if p.has_min else 0
                 gated += p.gate != GATE_NONE
                 _to_sockaddr(addr, &p.addr, &p.addrlen)
                 p.ssrc = ssrc
@@ -878,6 +882,18 @@ cdef class FastTrack:
         finally:
             free(slots)
 
+    def forward(self, double now):
+        cdef slot_t* s = self._find(self.last_ext)
+        cdef Py_ssize_t i
+        cdef player_t* p
+        if s == NULL:
+            return
+        for i in range(self._nplayers):
+            p = &self._players[i]
+            if p.mode == MODE_RTC and p.gate == GATE_NONE and (not p.has_min or s.ext >= p.min_ext):
+                self._send(i, s, now)
+        self._flush()
+
     cdef int _send(self, Py_ssize_t i, slot_t* s, double now) except -1:
         cdef player_t* p = &self._players[i]
         cdef unsigned char* hdr
@@ -896,9 +912,10 @@ cdef class FastTrack:
         p.count += 1
         p.nbytes += s.length
         p.octets += s.length - 12
-        p.last_ext = s.ext
-        p.last_ts = s.ts
-        p.last_arrival = now
+        if p.count == 1 or s.ext > p.last_ext:  # the highest sent since the last take
+            p.last_ext = s.ext
+            p.last_ts = s.ts
+            p.last_arrival = now
         self._dirty |= p.mode
         self._counters[K_PACKETS_OUT] += 1
         self._counters[K_BYTES_OUT] += s.length

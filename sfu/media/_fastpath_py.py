@@ -64,12 +64,13 @@ class StoredPacket:
 
 
 class _Player:
-    __slots__ = ("addr", "ssrc", "pt", "seq_delta", "ts_delta", "mode", "gate",
+    __slots__ = ("addr", "ssrc", "pt", "seq_delta", "ts_delta", "mode", "gate", "min_ext",
                  "count", "bytes", "octets", "last_ext", "last_ts", "last_arrival",
                  "drops", "drop_bytes", "drop_first", "drop_last")
 
-    def __init__(self, addr, ssrc: int, pt: int, seq_delta: int, ts_delta: int, mode: int, gate: int = GATE_NONE) -> None:
-        self.addr, self.ssrc, self.pt = addr, ssrc, pt
+    def __init__(self, addr, ssrc: int, pt: int, seq_delta: int, ts_delta: int, mode: int, gate: int = GATE_NONE,
+                 min_ext: int | None = None) -> None:
+        self.addr, self.ssrc, self.pt, self.min_ext = addr, ssrc, pt, min_ext
         self.seq_delta, self.ts_delta, self.mode, self.gate = seq_delta, ts_delta & 0xFFFFFFFF, mode, gate
         self.count = self.bytes = self.octets = 0
         self.last_ext = self.last_ts = 0
@@ -108,7 +109,8 @@ class FastTrack:
     # ----- control ---------------------------------------------------------------------------
 
     def load_players(self, entries: list[tuple]) -> None:
-        """The player table: [(addr, ssrc, payload_type, seq_delta, ts_delta, mode[, gate])], in slot order."""
+        """The player table: [(addr, ssrc, payload_type, seq_delta, ts_delta, mode[, gate[, min_ext]])], in
+        slot order. `min_ext`: the player's first packet (`forward` sends it nothing older)."""
         self._players = [_Player(*e) for e in entries]
         self._gated = sum(p.gate != GATE_NONE for p in self._players)
         self._dirty = 0
@@ -277,6 +279,18 @@ class FastTrack:
                 if p.mode == MODE_L3:
                     self._send(p, packet.ext_seq, packet.timestamp, now, packet.data)
 
+    def forward(self, now: float) -> None:
+        """The packet just stored (`last_ext`, one `ingest` left to the track) to every RTC player in the
+        table without a gate, unless it is older than the player's first (`min_ext`); gated players
+        are the track's to judge. Their numbering is a steady offset, so a late packet lands in the
+        hole it left and a packet after a gap leaves one."""
+        stored = self.packet(self.last_ext)
+        if stored is None:
+            return
+        for p in self._players:
+            if p.mode == MODE_RTC and p.gate == GATE_NONE and (p.min_ext is None or stored.ext_seq >= p.min_ext):
+                self._send(p, stored.ext_seq, stored.timestamp, now, stored.data)
+
     def _send(self, p: _Player, ext: int, ts: int, now: float, data: bytes) -> None:
         out = bytearray(data)
         out[1] = (out[1] & 0x80) | (p.pt & 0x7F)
@@ -286,7 +300,8 @@ class FastTrack:
         p.count += 1
         p.bytes += len(out)
         p.octets += len(out) - 12
-        p.last_ext, p.last_ts, p.last_arrival = ext, ts, now
+        if p.count == 1 or ext > p.last_ext:  # the highest sent since the last take: what the track catches up to
+            p.last_ext, p.last_ts, p.last_arrival = ext, ts, now
         self._dirty |= p.mode
         c = self._counters
         c["packets_out"] += 1

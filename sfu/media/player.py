@@ -45,7 +45,8 @@ class PlayerTrack:
     last_frame_bytes: int = 0
     timestamps: TimestampRewriter | None = None  # made at the first packet: it keeps that numbering
     timestamps_reset: bool = False
-    fast: bool = False  # in its publisher track's fast table (sfu/media/track.py)
+    fast: bool = False  # in its publisher track's fast table (sfu/media/track.py), and gated there
+    gated: bool = False
     play_at: float | None = None  # when its play request reached the node, until its first keyframe is sent
     packets_dropped: int = 0  # packets its latency budget did not let through
 

@@ -60,7 +60,7 @@ __all__ = ["SeqRewriter", "TimestampRewriter"]
 
 class SeqRewriter:
     __slots__ = ("_initial", "_window", "_started", "_base", "_dropped", "_folded",
-                 "_max_in", "_highest", "_max_out", "_reset_out", "counters")
+                 "_max_in", "_highest", "_max_out", "_reset_out", "first_input", "counters")
 
     def __init__(self, initial: int = 0, *, window: int = 1 << 14) -> None:
         if not 0 <= initial <= 0xFFFF:
@@ -77,6 +77,7 @@ class SeqRewriter:
         self._highest: int | None = None  # highest ext_seq seen by rewrite or drop
         self._max_out: int | None = None  # highest output so far, unbounded
         self._reset_out: int | None = None  # highest output before the last reset: never reused
+        self.first_input: int | None = None  # the first ext_seq rewritten since start or the last reset
         self.counters = {"rewritten": 0, "dropped": 0, "dropped_resent": 0, "too_old": 0, "before_reset": 0}
 
     # ----- helpers ----------------------------------------------------------------------------
@@ -114,6 +115,7 @@ class SeqRewriter:
             return None
         if not self._started:
             self._started = True
+            self.first_input = ext_seq
             self._base = ext_seq - self._drops_below(ext_seq) - self._initial
         out = ext_seq - self._base - self._drops_below(ext_seq)
         if self._reset_out is not None and out <= self._reset_out:
@@ -145,6 +147,7 @@ class SeqRewriter:
             self._initial = self._max_out + 1
             self._reset_out = self._max_out
         self._started = False
+        self.first_input = None
         self._base = 0
         self._dropped.clear()
         self._folded = 0

@@ -128,6 +128,7 @@ class Router:
         ids = [t.track_id for t in stream.tracks.values()]
         for tid in ids:
             track = self._tracks.pop(tid)
+            track.close()
             self._player_ssrcs.pop(track.node_ssrc, None)
             self.ended.retire_track(track)
         stream.tracks.clear()
@@ -205,9 +206,9 @@ class Router:
             self.dropped["unknown_ssrc"] += 1
             return []
         event = track.fast.ingest(data, addr, now)
+        slow = self._count(self._on_event(track, event, now)) if event != EV_NONE else []
         out = track.fast.take_out()  # what the fast path sent (sans-IO: it has no socket)
-        if event != EV_NONE:
-            out += self._count(self._on_event(track, event, now))
+        out += slow
         self._absorb(track)
         return out
 

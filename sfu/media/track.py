@@ -140,8 +140,9 @@ class PublisherTrack:
             self.jitter.push(packet, now)
         out: list[Out] = []
         pt = self.spec.payload_type
+        fast.forward(now)  # the table's RTC players without a gate: theirs is a steady offset
         for p in self._rtc:
-            if p.addr is None:
+            if p.addr is None or (p.fast and not p.gated):
                 continue
             if not p.started:
                 out += self._start(p, now)
@@ -244,13 +245,20 @@ class PublisherTrack:
                 self._gated.append((len(loaded), p))
             entries.append((p.addr, p.ssrc, pt_default if p.payload_type is None else p.payload_type,
                             seq_delta, ts_delta, mode, (GATE_OPEN if p.frame_send else GATE_CLOSED) if gated
-                            else GATE_NONE))
+                            else GATE_NONE, p.rewriter.first_input))
+            p.gated = gated
             loaded.append(p)
         self.fast.load_players(entries)
         self._loaded = loaded
         self._l3 = [p for p in self.players if p.l3]
         self._l3_python = [p for p in self._l3 if not p.fast]
         self.fast.fast_ok = fast_ok
+
+    def close(self) -> None:
+        """The track ends: its players keep what the fast path sent them (a next publisher's numbering
+        continues after it)."""
+        self._pull()
+        self.fast.load_players([])
 
     def refresh(self) -> None:
         """A player's state changed outside the track (e.g. its path is measured now)."""

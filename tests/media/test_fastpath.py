@@ -176,6 +176,18 @@ def test_a_gated_player_gets_or_skips_whole_frames_as_told(FastTrack):
         t.set_gate(1, GATE_OPEN, 10)  # P2 has no gate: only a new table gives it one
 
 
+def test_forward_sends_what_the_track_was_left_to_ungated_players_from_their_first_packet(FastTrack):
+    t = started(FastTrack, [(P1, 0xA, 100, 10, 0, MODE_RTC, -1, 10), (P2, 0xB, 100, 10, 0, MODE_RTC, -1, 12),
+                            (("127.0.0.1", 6003), 0xC, 100, 10, 0, MODE_RTC, GATE_OPEN, 10)])
+    assert t.ingest(rtp(13), PUB, 2.0) == EV_RTP  # a gap: 11 and 12 are missing
+    t.forward(2.0)
+    assert [(addr, fields(d)[1]) for _, d, addr in t.take_out()] == [(P1, 3), (P2, 3)]  # not the gated one
+    assert t.ingest(rtp(11), PUB, 2.1) == EV_RTP  # late: it lands in its hole, for P1 only (P2 began at 12)
+    t.forward(2.1)
+    assert [(addr, fields(d)[1]) for _, d, addr in t.take_out()] == [(P1, 1)]
+    assert t.take_player_stats()[0][4] == 13  # the highest sent, not the last
+
+
 @pytest.mark.parametrize("case", ["gap", "late", "keyframe", "not fast_ok"])
 def test_what_the_fast_path_leaves_to_the_track(FastTrack, case):
     t = started(FastTrack)
@@ -236,8 +248,10 @@ PAYLOADS = st.sampled_from([KEY, DELTA, MIDDLE, b"", bytes([0x90, 0x80, 0x81]), 
 STEP = st.one_of(
     st.tuples(st.just("rtp"), st.integers(-3, 6), PAYLOADS, st.booleans(), st.integers(0, 2)),
     st.tuples(st.just("load"), st.lists(st.tuples(st.integers(-70000, 70000), st.integers(0, 2**32 - 1),
-                                                  st.sampled_from([MODE_RTC, MODE_L3]), st.sampled_from([-1, 0, 1])),
+                                                  st.sampled_from([MODE_RTC, MODE_L3]), st.sampled_from([-1, 0, 1]),
+                                                  st.one_of(st.none(), st.integers(0, 70000))),
                                         max_size=3)),
+    st.tuples(st.just("forward")),
     st.tuples(st.just("gate"), st.integers(0, 2), st.booleans(), st.integers(-70000, 70000)),
     st.tuples(st.just("fast_ok"), st.booleans()),
     st.tuples(st.just("gop"), st.integers(-5, 5)),
@@ -266,9 +280,12 @@ def test_the_compiled_fast_path_matches_the_reference(first, steps):
             elif step[0] == "junk":
                 result.append(("junk", t.ingest(step[1], PUB, now), t.take_out()))
             elif step[0] == "load":
-                t.load_players([(("127.0.0.1", 7000 + i), 0x100 + i, 100 + i, d, o, m, g)
-                                for i, (d, o, m, g) in enumerate(step[1])])
+                t.load_players([(("127.0.0.1", 7000 + i), 0x100 + i, 100 + i, d, o, m, g, e)
+                                for i, (d, o, m, g, e) in enumerate(step[1])])
                 loaded = step[1]
+            elif step[0] == "forward":
+                t.forward(now)
+                result.append(("forward", t.take_out()))
             elif step[0] == "gate":
                 if step[1] < len(loaded) and loaded[step[1]][3] != -1:
                     t.set_gate(step[1], int(step[2]), step[3])

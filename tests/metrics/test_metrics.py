@@ -156,7 +156,9 @@ async def test_a_publisher_and_two_players_then_everything_ends(node_factory, ht
 
         s = await until(http, node, lambda s: s.value("sfu_first_frame_seconds_count", mode="l3") == 1
                         and s.value("sfu_first_frame_seconds_count", mode="rtc") == 1
-                        and s.value("sfu_l3_buffer_delay_seconds_count") > 0, "first frames and L3 releases")
+                        and s.value("sfu_l3_buffer_delay_seconds_count") > 0
+                        and s.value("sfu_event_loop_lag_seconds_count") > 0,  # a sample every 100 ms
+                        "first frames, L3 releases and a loop-lag sample")
         assert all(sink.packets > 0 for _, sink in players.values())
         for mode in ("rtc", "l3"):
             first = s.value("sfu_first_frame_seconds_sum", mode=mode)
