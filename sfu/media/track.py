@@ -21,6 +21,7 @@ from sfu.media.nack import NackGenerator
 from sfu.media.packet import MediaPacket
 from sfu.media.player import Addr, PlayerTrack
 from sfu.media.retransmission import RetransmissionBuffer
+from sfu.media.rtt import RttEstimator
 from sfu.rtp.header import parse_rtp, rewrite_rtp
 from sfu.rtp.rtcp import Nack, RtcpParseError, SenderReport, parse_rtcp, serialize
 from sfu.rtp.seq import SeqUnwrapper
@@ -44,9 +45,14 @@ class TrackSpec:
 
 @dataclass(frozen=True, slots=True)
 class MediaSettings:
-    rtt: float = 0.05  # assumed toward publishers until measured
+    rtt: float = 0.05  # assumed toward publishers until measured (NACK turnaround: RttEstimator)
     l3_min_delay: float = 0.02
     l3_max_delay: float = 0.5
+    l3_repair_rounds: int = 2  # the L3 target leaves room for a NACK and one retry...
+    l3_repair_quantile: float | None = 0.995  # ...and at least this quantile of the repair delays seen
+    nack_reorder_factor: float = 2.0  # NACK a gap after this many times the arrival jitter...
+    nack_max_reorder_delay: float = 0.05  # ...at most this long
+    nack_keyframe_clears: bool = False  # a keyframe does not cancel older repairs: L3 still releases those frames
     keyframe_min_interval: float = 0.5
     retransmission_packets: int = 4096
     retransmission_age: float = 2.0
@@ -68,10 +74,15 @@ class PublisherTrack:
         self.last_packet: float | None = None
         self.unwrapper = SeqUnwrapper()
         self.history = RetransmissionBuffer(settings.retransmission_packets, settings.retransmission_age, settings.rtt)
-        self.nack = NackGenerator(default_rtt=settings.rtt)
+        self.nack = NackGenerator(default_rtt=settings.rtt, reorder_factor=settings.nack_reorder_factor,
+                                  max_reorder_delay=settings.nack_max_reorder_delay,
+                                  keyframe_clears=settings.nack_keyframe_clears)
+        self.rtt = RttEstimator(settings.rtt)  # toward the publisher, from NACK turnaround
         self.requester = KeyframeRequester(settings.keyframe_min_interval)
         self.jitter = JitterBuffer(spec.clock_rate, min_delay=settings.l3_min_delay,
-                                   max_delay=settings.l3_max_delay, audio=not self.video)
+                                   max_delay=settings.l3_max_delay, audio=not self.video,
+                                   repair_quantile=settings.l3_repair_quantile, rtt_floor=settings.rtt,
+                                   repair_rounds=settings.l3_repair_rounds)
         self.jitter.set_rtt(settings.rtt)
         self.rtc_cache = KeyframeCache() if self.video else None
         self.l3_cache = KeyframeCache() if self.video else None
@@ -105,6 +116,8 @@ class PublisherTrack:
         packet = MediaPacket(ext, header.timestamp, header.marker or not self.video, keyframe, frame_start, now,
                              data, late, droppable)
         self.history.store(ext, data, now)
+        if late:
+            self.rtt.on_packet(ext, now)
         self.nack.on_packet(ext, now, is_keyframe=keyframe and frame_start, is_retransmission=late)
         if keyframe and frame_start:
             self.requester.on_keyframe(now)
@@ -252,12 +265,15 @@ class PublisherTrack:
         if self.next_sender_reports is not None and now >= self.next_sender_reports:
             out += self._sender_reports(now)
         # every timer is consumed, with or without a publisher to send to, so none stays due
-        lost = self.nack.poll(now, self.settings.rtt)
+        self.nack.set_jitter(self.jitter.packet_jitter)
+        lost = self.nack.poll(now, self.rtt.retry_interval)
+        self.jitter.set_rtt(self.rtt.retry_interval, self.nack.reorder_delay)
         send_pli = self.requester.poll(now)
         if self.addr is None or self.media_ssrc is None:
             return out  # nothing has arrived yet: nothing to repair, no one to ask
         if lost:
             self.counters["nacks_sent"] += 1
+            self.rtt.on_nack(lost, now)
             nack = Nack(self.node_ssrc, self.media_ssrc, [e & 0xFFFF for e in sorted(set(lost))])
             out.append((self.track_id, serialize([nack]), self.addr))
         if send_pli:
