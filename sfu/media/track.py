@@ -54,6 +54,7 @@ class MediaSettings:
     nack_max_reorder_delay: float = 0.05  # ...at most this long
     nack_keyframe_clears: bool = False  # a keyframe does not cancel older repairs: L3 still releases those frames
     keyframe_min_interval: float = 0.5
+    keyframe_congestion_interval: float = 2.0  # a congested player's keyframe waits this long after the last
     retransmission_packets: int = 4096
     retransmission_age: float = 2.0
 
@@ -78,7 +79,8 @@ class PublisherTrack:
                                   max_reorder_delay=settings.nack_max_reorder_delay,
                                   keyframe_clears=settings.nack_keyframe_clears)
         self.rtt = RttEstimator(settings.rtt)  # toward the publisher, from NACK turnaround
-        self.requester = KeyframeRequester(settings.keyframe_min_interval)
+        self.requester = KeyframeRequester(settings.keyframe_min_interval,
+                                           reason_intervals={"congestion": settings.keyframe_congestion_interval})
         self.jitter = JitterBuffer(spec.clock_rate, min_delay=settings.l3_min_delay,
                                    max_delay=settings.l3_max_delay, audio=not self.video,
                                    repair_quantile=settings.l3_repair_quantile, rtt_floor=settings.rtt,
@@ -171,6 +173,7 @@ class PublisherTrack:
                 continue
             report = SenderReport(p.ssrc, ntp, p.timestamp(rtp_in, now, self.spec.clock_rate),
                                   p.packets_sent & 0xFFFFFFFF, p.octets_sent & 0xFFFFFFFF)
+            p.report_clock.sent(ntp, now)
             out.append((0, serialize([report]), p.addr))
         self.counters["sender_reports"] += len(out)
         return out
@@ -212,10 +215,10 @@ class PublisherTrack:
         out = []
         for seq16 in lost:
             ext = p.rewriter.original(seq16)
-            if ext is None or not self.history.resend_allowed(ext, now, self.settings.rtt):
+            if ext is None or not self.history.resend_allowed(ext, now, p.rtt or self.settings.rtt):
                 continue
             data = self.history.get(ext, now)
-            if data is None:
+            if data is None or not p.admit_resend(len(data), now):
                 continue
             seq = p.rewriter.rewrite(ext)  # the same number it had: the numbering does not move
             if seq is None:
