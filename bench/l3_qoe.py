@@ -180,10 +180,12 @@ class StreamLog:
     def __init__(self, video_pt: int) -> None:
         self.video_pt = video_pt
         self.first_sent: dict[int, float] = {}  # capture_ntp -> when its first packet entered the uplink
+        self.keyframes: set[int] = set()  # capture_ntp of the keyframes
         self.bytes: list[tuple[float, int]] = []
 
     def tap(self, direction: str, data: bytes, now: float) -> None:
         from sfu.client.media.rtp import header_extensions, read_abs_capture_time
+        from sfu.media.codecs import Codec, PayloadError, inspect_payload
         from sfu.rtp.header import RtpParseError, is_rtcp, parse_rtp
 
         if direction != "up" or is_rtcp(data):
@@ -197,6 +199,12 @@ class StreamLog:
             capture = read_abs_capture_time(header_extensions(data, h))
             if capture is not None and capture not in self.first_sent:
                 self.first_sent[capture] = now
+            if capture is not None:
+                try:
+                    if inspect_payload(Codec.VP8, data[h.header_length:h.header_length + h.payload_length]).keyframe:
+                        self.keyframes.add(capture)
+                except PayloadError:
+                    pass
 
     def window(self, t0: float, t1: float) -> list[int]:
         return [c for c, t in self.first_sent.items() if t0 <= t < t1]
@@ -275,14 +283,16 @@ async def run_scenario(sc: Scenario, args: argparse.Namespace, procs: Procs, tmp
             lk.close()
         problems = node.stop()
     window = stream.window(t0, t1)
+    warmup = stream.window(float("-inf"), t0)
     result = {
         "name": sc.name, "about": sc.about,
         "netem": {"uplink": sc.uplink, "uplink_back": sc.uplink_back, "impaired_down": sc.down or None,
                   "impaired_back": sc.back or None},
         "stream": {"frames_in_window": len(window), "kbps": round(stream.kbps(t0, t1), 1),
+                   "keyframes_per_s": round(sum(c in stream.keyframes for c in window) / args.seconds, 2),
                    "uplink": {"up": dict(uplink.up.counters), "back": dict(uplink.down.counters)},
                    "publisher": {k: v for k, v in pub_stats.items() if k != "local_addresses"}},
-        "results": measure(players, late, window, args),
+        "results": measure(players, late, window, args, warmup),
         "node": node_stats, "node_log_problems": problems,
         "cpu": {"node_s_per_s": round((cpu_node1 - cpu_node0) / args.seconds, 3),
                 "bench_s_per_s": round((rusage1.ru_utime + rusage1.ru_stime - rusage0.ru_utime - rusage0.ru_stime)
@@ -315,15 +325,30 @@ def dist_ms(values_s: list[float]) -> dict | None:
             "p99": round(pct(ms, 0.99), 1), "max": round(max(ms), 1)}
 
 
-def stall_seconds(times: list[float]) -> float:
-    times = sorted(times)
+def stall_seconds(times: list[float], start: float, end: float) -> float:
+    """Time with no new frame for longer than STALL_S (counted past that threshold), between `start` and
+    `end` (the window's first and last frame at the steady players of the mode)."""
+    times = [start, *sorted(t for t in times if start <= t <= end), end]
     return sum(max(0.0, b - a - STALL_S) for a, b in zip(times, times[1:]))
 
 
-def measure(players: list[Player], late: list[Player], window: list[int], args) -> list[dict]:
+def behind(p: Player, steady: list[Player], frames: list[int]) -> list[float]:
+    """How far behind the steady players of its mode `p` got each frame (its receipt - their median)."""
+    out = []
+    for c in frames:
+        if c in p.frames:
+            ref = [s.frames[c][0] for s in steady if c in s.frames]
+            if ref:
+                out.append(p.frames[c][0] - median(ref))
+    return out
+
+
+def measure(players: list[Player], late: list[Player], window: list[int], args, warmup: list[int]) -> list[dict]:
     out = []
     steady = {mode: [p for p in players if p.mode == mode and p.role == "steady"] for mode in args.modes}
     for mode in args.modes:
+        seen = [p.frames[c][0] for p in steady[mode] for c in window if c in p.frames]
+        start, end = (min(seen), max(seen)) if seen else (0.0, args.seconds)
         for role in ("steady", "lossy", "capped"):
             group = [p for p in players if p.mode == mode and p.role == role]
             if not group:
@@ -333,7 +358,7 @@ def measure(players: list[Player], late: list[Player], window: list[int], args) 
                 mine = [p.frames[c] for c in window if c in p.frames]
                 got += len(mine)
                 lat += [x for _, x in mine if x is not None]
-                stalls.append(stall_seconds([t for t, _ in mine]) / args.seconds)
+                stalls.append(stall_seconds([t for t, _ in mine], start, end) / max(end - start, 1e-9))
             r = {"mode": mode, "role": role, "players": len(group),
                  "e2e_ms": dist_ms(lat),
                  "complete_ratio": round(got / (len(window) * len(group)), 5) if window else None,
@@ -351,14 +376,9 @@ def measure(players: list[Player], late: list[Player], window: list[int], args) 
                 r["first_frame_ms"] = dist_ms(firsts)
                 r["first_frame_failures"] = len(joiners) - len(firsts)
             else:
-                over = []  # how far behind the steady players of its mode this player got each frame
-                for p in group:
-                    for c in window:
-                        if c in p.frames:
-                            ref = [s.frames[c][0] for s in steady[mode] if c in s.frames]
-                            if ref:
-                                over.append(p.frames[c][0] - median(ref))
+                over = [x for p in group for x in behind(p, steady[mode], window)]
                 r["behind_steady_ms"] = dist_ms(over)
+                r["behind_steady_ms_warmup"] = dist_ms([x for p in group for x in behind(p, steady[mode], warmup)])
                 r["budget_ms"] = BUDGET_S * 1000
                 r["within_budget"] = bool(over) and max(over) <= BUDGET_S
             out.append(r)
@@ -389,7 +409,7 @@ def _d(d: dict | None, keys=("p50", "p95", "p99")) -> str:
 
 def table(report: dict) -> str:
     head = ["scenario", "mode", "players", "e2e p50/p95/p99 ms", "complete %", "stall %", "sync p50/p99 ms",
-            "late first frame p50/p99 ms", "behind steady p99/max ms (budget)"]
+            "late first frame p50/p99 ms", "behind steady p99/max ms (budget)", "keyframes/s"]
     rows = []
     for sc in report["scenarios"]:
         for r in sc["results"]:
@@ -402,6 +422,7 @@ def table(report: dict) -> str:
                  + (f" ({r['first_frame_failures']} failed)" if r.get("first_frame_failures") else "")
                  if r["role"] == "steady" else ""),
                 (f"{_d(r.get('behind_steady_ms'), ('p99', 'max'))} ({r['budget_ms']:.0f})" if r["role"] != "steady" else ""),
+                f"{sc['stream']['keyframes_per_s']:.2f}",
             ])
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
     lines = [" | ".join(str(x).ljust(w) for x, w in zip(head, widths)), "-+-".join("-" * w for w in widths)]

@@ -18,7 +18,7 @@ Rules:
   the keyframe may have been lost), the request is repeated once (``retries``); ``None``
   disables this. ``retry_after`` is never shorter than ``min_interval``.
 - Slow reasons: a request whose reason has an interval in ``reason_intervals`` (the node gives
-  ``congestion`` 2 s: a player whose path cannot carry the stream wants a keyframe to restart
+  ``congestion`` 3 s: a player whose path cannot carry the stream wants a keyframe to restart
   from, but its wish must not set the publisher's keyframe pace for everyone) is not due before
   that interval has passed since the last keyframe began (``on_keyframe``); until then it is
   pending, and a keyframe that begins meanwhile (the publisher's own, every GOP) answers it.

@@ -54,7 +54,7 @@ class MediaSettings:
     nack_max_reorder_delay: float = 0.05  # ...at most this long
     nack_keyframe_clears: bool = False  # a keyframe does not cancel older repairs: L3 still releases those frames
     keyframe_min_interval: float = 0.5
-    keyframe_congestion_interval: float = 2.0  # a congested player's keyframe waits this long after the last
+    keyframe_congestion_interval: float = 3.0  # a congested player's keyframe waits this long after the last
     retransmission_packets: int = 4096
     retransmission_age: float = 2.0
 
