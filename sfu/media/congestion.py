@@ -7,18 +7,25 @@ its virtual send queue at ``estimate_bps``.
 
 Inputs:
 
-- ``on_receiver_report(block, now, rtt_from_lsr, packet_bytes)``: a report block (RR, or SR from
-  a player that also publishes) about an SSRC the node sends to this player. ``rtt_from_lsr`` is
-  the round trip the caller worked out from LSR/DLSR (``rtt_from_report``, or the node's own
-  ``ReportClock``), or None; ``packet_bytes`` the average size of the packets the node sends on
-  that SSRC, or None.
+- ``on_receiver_report(block, now, rtt_from_lsr, packet_bytes, packets_sent)``: a report block
+  (RR, or SR from a player that also publishes) about an SSRC the node sends to this player.
+  ``rtt_from_lsr`` is the round trip the caller worked out from LSR/DLSR (``rtt_from_report``,
+  or the node's own ``ReportClock``), or None; ``packet_bytes`` the average size of the packets
+  the node sends on that SSRC and ``packets_sent`` how many it has sent on it so far (RTP media,
+  not retransmissions), or None.
 - ``on_remb(bitrate_bps, now)``: the player's own receive-side estimate (REMB).
 - ``on_sent(size_bytes, now)``: every datagram the node sends to this player (retransmissions
   included: they use the path too).
 
 Rules (the loss-based controller of draft-ietf-rmcat-gcc-02 §6, with libwebrtc's rates):
 
-1. loss = fraction_lost / 256 from the block (RFC 3550 §6.4.1: the loss since the last report).
+1. loss = fraction_lost / 256 from the block (RFC 3550 §6.4.1: the loss since the last report),
+   unless the path's own loss is known: ``1 - received / sent`` between this SSRC's last two
+   reports (received: the extended highest seq minus the cumulative loss, differenced; sent:
+   ``packets_sent``, differenced; at least 10 sent), clamped to [0, 1]. A player that is fed
+   packets as they come (RTC) counts in fraction_lost the publisher's own losses too, as gaps in
+   its numbering the node never filled; they are not this path's, and a path that carried
+   everything it was sent must not be cut for them.
 2. loss < 2 %: increase by 8 % per second: ``estimate *= 1 + 0.08 * dt``, dt = time since the
    previous report, at most 1 s. Scaling by dt makes the rate of growth independent of how often
    the player reports, and several blocks in one compound packet (audio and video) count once.
@@ -62,7 +69,8 @@ Later input, not here yet: transport-wide congestion control feedback
 feed a delay-based estimate (GCC §5: inter-arrival filter, overuse detector, AIMD rate control)
 that caps the estimate as REMB does (GCC's final estimate is the minimum of the two).
 
-Counters: reports, increases, holds, decreases, delay_decreases, rembs, rtt_samples.
+Counters: reports, increases, holds, decreases, delay_decreases, upstream_loss (reports whose
+fraction_lost was over 2 % and the path's own loss under it), rembs, rtt_samples.
 """
 
 from __future__ import annotations
@@ -128,8 +136,8 @@ class PlayerCongestion:
         self._sent: deque[tuple[float, int]] = deque()
         self._sent_bytes = 0
         self.last_loss: float | None = None
-        self.counters = {"reports": 0, "increases": 0, "holds": 0, "decreases": 0, "delay_decreases": 0, "rembs": 0,
-                         "rtt_samples": 0}
+        self.counters = {"reports": 0, "increases": 0, "holds": 0, "decreases": 0, "delay_decreases": 0,
+                         "upstream_loss": 0, "rembs": 0, "rtt_samples": 0}
 
     # ----- outputs ---------------------------------------------------------------------------
 
@@ -175,15 +183,18 @@ class PlayerCongestion:
     # ----- inputs ----------------------------------------------------------------------------
 
     def on_receiver_report(self, block: ReportBlock, now: float, rtt_from_lsr: float | None = None,
-                           packet_bytes: float | None = None) -> None:
+                           packet_bytes: float | None = None, packets_sent: int | None = None) -> None:
         self.counters["reports"] += 1
         if rtt_from_lsr is not None and 0 <= rtt_from_lsr <= MAX_RTT:
             self.counters["rtt_samples"] += 1
             self._srtt = rtt_from_lsr if self._srtt is None else self._srtt + (rtt_from_lsr - self._srtt) / 8
             self._sample_queue(rtt_from_lsr, now)
-        if packet_bytes:
-            self._note_delivery(block, now, packet_bytes)
+        path_loss = self._note_delivery(block, now, packet_bytes, packets_sent)
         loss = min(max(block.fraction_lost, 0), 255) / 256
+        if path_loss is not None:
+            if loss >= LOW_LOSS > path_loss:
+                self.counters["upstream_loss"] += 1
+            loss = path_loss
         self.last_loss = loss
         dt = 0.0 if self._last_report is None else min(max(now - self._last_report, 0.0), MAX_INCREASE_DT)
         self._last_report = now if self._last_report is None else max(now, self._last_report)
@@ -252,19 +263,25 @@ class PlayerCongestion:
         while len(self._queued) > 1 and self._queued[0][0] < now - 1.5 * self.window:
             self._queued.popleft()
 
-    def _note_delivery(self, block: ReportBlock, now: float, packet_bytes: float) -> None:
-        """Rule 10: packets received since this SSRC's previous report, as a rate."""
+    def _note_delivery(self, block: ReportBlock, now: float, packet_bytes: float | None,
+                       packets_sent: int | None) -> float | None:
+        """Rules 10 and 1: packets received since this SSRC's previous report, as a rate; the path's
+        own loss over that interval (None when unknown)."""
         received = block.highest_seq - block.cumulative_lost
         prev = self._deliveries.get(block.ssrc)
         if prev is None:
-            self._deliveries[block.ssrc] = [block.highest_seq, received, now, None]
-            return
+            self._deliveries[block.ssrc] = [block.highest_seq, received, now, None, packets_sent]
+            return None
         dt = now - prev[2]
         if dt < 0.1:  # two blocks of one compound packet, or a report too soon after: wait
-            return
+            return None
         got = received - prev[1]
-        rate = got * packet_bytes * 8 / dt if 0 <= got and 0 <= block.highest_seq - prev[0] < 1 << 20 else None
-        self._deliveries[block.ssrc] = [block.highest_seq, received, now, rate]
+        sane = 0 <= got and 0 <= block.highest_seq - prev[0] < 1 << 20
+        rate = got * packet_bytes * 8 / dt if sane and packet_bytes else None
+        self._deliveries[block.ssrc] = [block.highest_seq, received, now, rate, packets_sent]
+        if not sane or packets_sent is None or prev[4] is None or packets_sent - prev[4] < 10:
+            return None
+        return min(max(1.0 - got / (packets_sent - prev[4]), 0.0), 1.0)
 
     def _set(self, bps: float) -> None:
         if self._remb is not None:

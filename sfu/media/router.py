@@ -247,14 +247,15 @@ class Router:
                         track.requester.request(now, "player_pli")
         return out
 
-    def _report_facts(self, block, now: float) -> tuple[float | None, float | None]:
-        """For a player's report block: the round trip (from when the node sent the SR it echoes) and
-        the average size of the packets the node sent it on that SSRC."""
+    def _report_facts(self, block, now: float) -> tuple[float | None, float | None, int | None]:
+        """For a player's report block: the round trip (from when the node sent the SR it echoes), the
+        average size of the packets the node sent it on that SSRC, and how many it sent."""
         entry = self._player_ssrcs.get(block.ssrc)
         if not entry:
-            return None, None
+            return None, None, None
         p = entry[0]
-        return p.report_clock.rtt(block, now), (12 + p.octets_sent / p.packets_sent if p.packets_sent else None)
+        size = 12 + p.octets_sent / p.packets_sent if p.packets_sent else None
+        return p.report_clock.rtt(block, now), size, p.packets_sent
 
     def _latch(self, ssrc: int, addr: Addr, now: float) -> list[Out]:
         entry = self._player_ssrcs.get(ssrc)

@@ -85,3 +85,19 @@ def test_the_base_rtt_forgets_samples_older_than_its_window() -> None:
     reports_with_rtt(cc, [0.030])
     reports_with_rtt(cc, [0.080, 0.080], start=20.0)
     assert cc.base_rtt == pytest.approx(0.080) and cc.queue_delay == 0.0
+
+
+def test_loss_the_node_never_sent_is_not_the_paths_loss() -> None:
+    cc = PlayerCongestion(start_bps=2_000_000)
+    send(cc, 1_000_000, 0.0, 3.0)
+    cc.on_receiver_report(block(1000), 0.0, packet_bytes=SIZE, packets_sent=500)
+    # the player's numbering advanced by 100 and 30 never came: but the node sent only 70 (the
+    # publisher lost the others before they reached it), and all 70 arrived
+    cc.on_receiver_report(block(1100, lost=30, fraction=0.3), 1.0, packet_bytes=SIZE, packets_sent=570)
+    assert cc.counters["upstream_loss"] == 1 and cc.counters["decreases"] == 0
+    assert cc.last_loss == 0.0
+    # 100 more sent, 60 arrived: 40 % of what the node sent is lost on the path
+    cc.on_receiver_report(block(1200, lost=70, fraction=0.4), 2.0, packet_bytes=SIZE, packets_sent=670)
+    assert cc.last_loss == pytest.approx(0.4)
+    assert cc.counters["decreases"] == 1
+    assert cc.estimate_bps == pytest.approx(60 * SIZE * 8)  # what got through
