@@ -20,12 +20,15 @@ Inputs:
 Rules (the loss-based controller of draft-ietf-rmcat-gcc-02 §6, with libwebrtc's rates):
 
 1. loss = fraction_lost / 256 from the block (RFC 3550 §6.4.1: the loss since the last report),
-   unless the path's own loss is known: ``1 - received / sent`` between this SSRC's last two
-   reports (received: the extended highest seq minus the cumulative loss, differenced; sent:
-   ``packets_sent``, differenced; at least 10 sent), clamped to [0, 1]. A player that is fed
-   packets as they come (RTC) counts in fraction_lost the publisher's own losses too, as gaps in
-   its numbering the node never filled; they are not this path's, and a path that carried
-   everything it was sent must not be cut for them.
+   or, when the path's own loss is known and lower, that: ``1 - received / sent`` between this
+   SSRC's last two reports (received: the extended highest seq minus the cumulative loss,
+   differenced; sent: ``packets_sent``, differenced; at least 10 sent), clamped to [0, 1]. A
+   player fed packets as they come (RTC) counts in fraction_lost the publisher's own losses too,
+   as gaps in its numbering the node never filled: not this path's, and a path that carried
+   everything it was sent must not be cut for them. (The count alone is not the measure either:
+   a player that is slow to read its socket has received less than was sent without losing
+   any; fraction_lost, from gaps, does not see that. Each is high only for its own reason; a
+   loss both see is the path's.)
 2. loss < 2 %: increase by 8 % per second: ``estimate *= 1 + 0.08 * dt``, dt = time since the
    previous report, at most 1 s. Scaling by dt makes the rate of growth independent of how often
    the player reports, and several blocks in one compound packet (audio and video) count once.
@@ -62,7 +65,12 @@ Rules (the loss-based controller of draft-ietf-rmcat-gcc-02 §6, with libwebrtc'
    (extended highest seq minus cumulative loss, both differenced) times ``packet_bytes`` * 8
    over the time between the reports; ``delivered_bps(now)`` sums the SSRCs reported in the
    last ``2.5 * window``; None before two reports of an SSRC with ``packet_bytes``. While the
-   path queues or drops, that is what it can carry.
+   path queues or drops, that is what it can carry: a decrease (rule 4 or 9) that knows it
+   remembers it as the path's ``capacity_bps`` for ``capacity_memory`` (30 s), and while it is
+   remembered an increase (rule 2) never lifts the estimate above it. (Once its queue has drained
+   a path the budget keeps below its capacity shows neither loss nor queue; without the memory
+   the estimate would climb back over the capacity, 8 % a second, and the next bursts would
+   queue past the budget. After the memory fades the estimate may probe higher again.)
 
 Later input, not here yet: transport-wide congestion control feedback
 (draft-holmer-rmcat-transport-wide-cc-extensions-01, ``TransportCc`` in sfu/rtp/rtcp.py) would
@@ -127,7 +135,9 @@ class PlayerCongestion:
         self.base_window = base_window
         self._rtts: deque[tuple[float, float]] = deque()  # (when, sample) of the last base_window
         self._queued: deque[tuple[float, float]] = deque()  # (when, sample minus the base), the last 1.5 windows
-        self._deliveries: dict[int, list] = {}  # ssrc -> [highest, received, when, rate bps or None]
+        self._deliveries: dict[int, list] = {}  # ssrc -> [highest, received, when, rate, packets sent]
+        self.capacity_memory = 30.0
+        self._capacity: tuple[float, float] | None = None  # (delivered bps at the last decrease, when)
         self._estimate = min(max(float(start_bps), self.min_bps), self.max_bps)
         self._remb: float | None = None
         self._srtt: float | None = None
@@ -161,6 +171,12 @@ class PlayerCongestion:
         """The path's standing queue as of the last RTT samples (rule 9), None before one."""
         return min(q for _, q in self._queued) if self._queued else None
 
+    def capacity_bps(self, now: float) -> float | None:
+        """What the path delivered when it last dropped or queued (rule 10), while remembered."""
+        if self._capacity is None or now - self._capacity[1] > self.capacity_memory:
+            return None
+        return self._capacity[0]
+
     def delivered_bps(self, now: float) -> float | None:
         """What the player got per second lately (rule 10), None until known."""
         rates = [d[3] for d in self._deliveries.values() if d[3] is not None and d[2] >= now - 2.5 * self.window]
@@ -191,7 +207,7 @@ class PlayerCongestion:
             self._sample_queue(rtt_from_lsr, now)
         path_loss = self._note_delivery(block, now, packet_bytes, packets_sent)
         loss = min(max(block.fraction_lost, 0), 255) / 256
-        if path_loss is not None:
+        if path_loss is not None and path_loss < loss:
             if loss >= LOW_LOSS > path_loss:
                 self.counters["upstream_loss"] += 1
             loss = path_loss
@@ -226,6 +242,9 @@ class PlayerCongestion:
 
     def _increase(self, dt: float, now: float) -> None:
         bound = SEND_RATE_BOUND * self.send_rate_bps(now) + SEND_RATE_HEADROOM_BPS
+        capacity = self.capacity_bps(now)
+        if capacity is not None:
+            bound = min(bound, capacity)
         target = min(self._estimate * (1 + INCREASE_PER_S * dt), max(bound, self._estimate))
         before = self._estimate
         self._set(target)
@@ -237,14 +256,20 @@ class PlayerCongestion:
     def _decrease(self, loss: float, now: float) -> None:
         if self._decrease_allowed(now):
             self.counters["decreases"] += 1
-            delivered = self.delivered_bps(now)
+            delivered = self._note_capacity(now)
             self._set(min(self._estimate * (1 - 0.5 * loss), delivered if delivered is not None else math.inf))
 
     def _decrease_for_delay(self, now: float) -> None:
         if self._decrease_allowed(now):
             self.counters["delay_decreases"] += 1
-            delivered = self.delivered_bps(now)
+            delivered = self._note_capacity(now)
             self._set(min(self.delay_backoff * self._estimate, delivered if delivered is not None else math.inf))
+
+    def _note_capacity(self, now: float) -> float | None:
+        delivered = self.delivered_bps(now)
+        if delivered is not None:
+            self._capacity = (delivered, now)
+        return delivered
 
     def _decrease_allowed(self, now: float) -> bool:
         interval = DECREASE_INTERVAL + (self._srtt or 0.0)

@@ -96,8 +96,37 @@ def test_loss_the_node_never_sent_is_not_the_paths_loss() -> None:
     cc.on_receiver_report(block(1100, lost=30, fraction=0.3), 1.0, packet_bytes=SIZE, packets_sent=570)
     assert cc.counters["upstream_loss"] == 1 and cc.counters["decreases"] == 0
     assert cc.last_loss == 0.0
-    # 100 more sent, 60 arrived: 40 % of what the node sent is lost on the path
+    # 100 more sent, 60 arrived: 40 % of what the node sent is lost on the path (and the player's
+    # report says so too, in 1/256ths)
     cc.on_receiver_report(block(1200, lost=70, fraction=0.4), 2.0, packet_bytes=SIZE, packets_sent=670)
-    assert cc.last_loss == pytest.approx(0.4)
+    assert cc.last_loss == pytest.approx(0.4, abs=1 / 256)
     assert cc.counters["decreases"] == 1
     assert cc.estimate_bps == pytest.approx(60 * SIZE * 8)  # what got through
+
+
+def test_a_player_slow_to_read_has_not_lost_what_it_has_not_read_yet() -> None:
+    cc = PlayerCongestion(start_bps=2_000_000)
+    send(cc, 1_000_000, 0.0, 3.0)
+    cc.on_receiver_report(block(1000), 0.0, packet_bytes=SIZE, packets_sent=500)
+    # 100 sent, only 70 read when it reported (the rest waits in its socket): no gaps, no loss
+    cc.on_receiver_report(block(1070), 1.0, packet_bytes=SIZE, packets_sent=600)
+    assert cc.last_loss == 0.0 and cc.counters["decreases"] == 0
+
+
+def test_after_a_cut_the_estimate_does_not_climb_over_what_the_path_delivered_while_remembered() -> None:
+    cc = PlayerCongestion(start_bps=2_000_000)
+    send(cc, 1_000_000, 0.0, 2.0)
+    cc.on_receiver_report(block(1000), 0.0, packet_bytes=SIZE, packets_sent=500)
+    cc.on_receiver_report(block(1100, lost=50, fraction=0.5), 1.0, packet_bytes=SIZE, packets_sent=600)
+    capacity = 50 * SIZE * 8
+    assert cc.estimate_bps == pytest.approx(capacity) and cc.capacity_bps(1.0) == pytest.approx(capacity)
+    # the budget now keeps it under that: no loss, no queue; a burst now and then (app-limited)
+    highest, sent = 1100, 600
+    for t in range(2, 40):
+        send(cc, 2 * capacity if t % 2 else 0.0, t - 1.0, float(t))
+        highest, sent = highest + 40, sent + 40
+        cc.on_receiver_report(block(highest, lost=50), float(t), packet_bytes=SIZE, packets_sent=sent)
+        if t <= 31:
+            assert cc.estimate_bps <= capacity * 1.0001, t  # remembered for 30 s
+    assert cc.capacity_bps(40.0) is None
+    assert cc.estimate_bps > capacity  # then it may probe higher again
