@@ -47,7 +47,7 @@ class TrackSpec:
 class MediaSettings:
     rtt: float = 0.05  # assumed toward publishers until measured (NACK turnaround: RttEstimator)
     l3_min_delay: float = 0.02
-    l3_max_delay: float = 0.5
+    l3_max_delay: float = 0.35  # L3 holds a frame at most this long: with the uplink's and the player's, < 400 ms
     l3_repair_rounds: int = 2  # the L3 target leaves room for a NACK and one retry...
     l3_repair_quantile: float | None = 0.995  # ...and at least this quantile of the repair delays seen
     nack_reorder_factor: float = 2.0  # NACK a gap after this many times the arrival jitter...

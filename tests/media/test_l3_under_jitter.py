@@ -105,8 +105,9 @@ def test_l3_keeps_995_per_mille_of_frames_complete_and_in_sync_at_5_percent_loss
     nacked_late = track.rtt.counters["twice"]
     assert nacked_late < 3 * uplink["lost"], (track.rtt.stats(), uplink)
     assert track.nack.counters["reordered"] > 2 * nacked_late
-    # and the L3 delay stays within what the bench's 400 ms end-to-end allows
-    assert track.jitter.target_delay < 0.35
+    # and the repair it needs fits under the L3 bound (MediaSettings.l3_max_delay, which keeps the
+    # end-to-end latency under 400 ms) without reaching it
+    assert track.jitter.target_delay < track.jitter.max_delay
 
 
 def test_a_clean_uplink_delivers_every_frame_with_a_short_target() -> None:
