@@ -19,7 +19,7 @@ from libc.string cimport memcpy, memset
 
 from rtp_header cimport RTP_OK, rtp_fields, rtp_is_rtcp, rtp_parse, rtp_read_u16, rtp_write_u16, rtp_write_u32
 
-from sfu.media._fastpath_py import COUNTERS, StoredPacket
+from sfu.media._fastpath_py import COUNTERS, JITTER_DISCONTINUITY, StoredPacket
 from sfu.media.codecs import Codec
 
 
@@ -101,6 +101,7 @@ cdef enum:  # counter indices, the order of COUNTERS
         K_RTP_PACKETS, K_COUNT
 
 assert K_COUNT == len(COUNTERS)
+cdef double _DISCONTINUITY = JITTER_DISCONTINUITY
 
 
 ctypedef struct slot_t:
@@ -454,6 +455,11 @@ cdef class FastTrack:
     cdef uint32_t _ssrc
     cdef bint _has_arrival
     cdef double _last_arrival
+    cdef readonly int clock_rate
+    cdef readonly double packet_jitter
+    cdef bint _has_jitter_last
+    cdef double _jitter_arrival
+    cdef uint32_t _jitter_ts
     cdef readonly int64_t last_ext
     cdef readonly int last_flags
     cdef public object gop_start
@@ -511,6 +517,9 @@ cdef class FastTrack:
             self._rx_iov[i].iov_base = self._rx + i * RX_SIZE
             self._rx_iov[i].iov_len = RX_SIZE
         self._has_newest = False
+        self.clock_rate = self.codec.clock_rate
+        self.packet_jitter = 0.0
+        self._has_jitter_last = False
         self._newest_ts = -1
         self._gated = 0
         self._bound = False
@@ -776,6 +785,8 @@ cdef class FastTrack:
             flags |= F_MARKER | F_KEYFRAME | F_FRAME_START
         if has_hi and ext <= hi:
             flags |= F_LATE
+        else:
+            self._sample_jitter(now, h.timestamp)
         new_frame = <int64_t>h.timestamp != self._newest_ts  # the newest packet's before this one
         if self._tx_count and (not has_hi or ext != hi + 1):
             self._flush()  # queued messages point into the ring: a jump could land on their slots
@@ -804,6 +815,22 @@ cdef class FastTrack:
             else:
                 self._send(i, s, now)
         return EV_NONE
+
+    cdef void _sample_jitter(self, double now, uint32_t ts) noexcept:
+        cdef int64_t dts
+        cdef double d
+        if self._has_jitter_last:
+            dts = <int64_t>(<uint32_t>(ts - self._jitter_ts))
+            if dts >= 0x80000000:
+                dts -= 0x100000000
+            d = (now - self._jitter_arrival) - <double>dts / self.clock_rate
+            if d < 0:
+                d = -d
+            if d < _DISCONTINUITY:
+                self.packet_jitter += (d - self.packet_jitter) / 16
+        self._has_jitter_last = True
+        self._jitter_arrival = now
+        self._jitter_ts = ts
 
     def ingest(self, bytes data, addr, double now):
         cdef sockaddr_storage sa

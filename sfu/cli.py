@@ -96,11 +96,17 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+BENCHES = {  # `sfu bench NAME` -> bench/<script>.py, and its help line
+    "fanout": ("fanout", "one publisher to N players against a C relay"),
+    "qoe": ("l3_qoe", "L3 and RTC players' QoE behind impaired links: latency, complete frames, sync, first frame"),
+}
+
+
 def _bench(args: argparse.Namespace) -> int:
-    """`sfu bench NAME ARGS...`: bench/NAME.py's main(ARGS) (bench/ is in a source checkout, not installed)."""
+    """`sfu bench NAME ARGS...`: bench/<script>.py's main(ARGS) (bench/ is in a source checkout, not installed)."""
     import runpy
 
-    script = Path(__file__).resolve().parent.parent / "bench" / f"{args.bench}.py"
+    script = Path(__file__).resolve().parent.parent / "bench" / f"{BENCHES[args.bench][0]}.py"
     if not script.is_file():
         print(f"sfu bench: {script} not found (benchmarks run from a source checkout)", file=sys.stderr)
         return 2
@@ -141,9 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_media_commands(sub)
 
     b = sub.add_parser("bench", help="run a benchmark from bench/ (bench/README.md)")
-    b.add_subparsers(dest="bench", required=True).add_parser(  # its arguments go to the script as they are
-        "fanout", prefix_chars="\0", add_help=False, help="one publisher to N players against a C relay",
-    ).add_argument("argv", nargs="*")
+    benches = b.add_subparsers(dest="bench", required=True)
+    for name, (_, about) in BENCHES.items():  # its arguments go to the script as they are
+        benches.add_parser(name, prefix_chars="\0", add_help=False, help=about).add_argument("argv", nargs="*")
     b.set_defaults(func=_bench)
     return p
 

@@ -306,7 +306,8 @@ class Engine:
         from .media.player import MediaPlayer
 
         try:
-            media = MediaPlayer(reply["media"], self._profile.server, decode=config.decode, started_at=started_at)
+            media = MediaPlayer(reply["media"], self._profile.server, decode=config.decode, started_at=started_at,
+                                route=config.media_route, on_frame=config.on_frame)
         except (KeyError, TypeError, ValueError) as e:
             log.warning("play reply for %r has unusable media %r: %r", stream_id, reply.get("media"), e)
             return

@@ -3,9 +3,19 @@ PublisherStats, PlayerStats."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Union
 
 from sfu.enums import ResourceMode
+
+if TYPE_CHECKING:
+    from .media.player_track import ReceivedFrame
+
+Addr = tuple[str, int]
+MediaRoute = Callable[[str, Addr], Union[Addr, Awaitable[Addr]]]
+"""`media_route(kind, (host, port))`: where to send a track's media and RTCP instead of the node's
+address (the reply's `host` and the track's port); returns an (ip, port), or an awaitable of one."""
 
 
 @dataclass(frozen=True)
@@ -52,10 +62,21 @@ class RoomConfig:
 @dataclass
 class PlayerConfig:
     """start_playing_stream options. `decode`: decode the video with PyAV (frames_decoded counts the
-    pictures); without it frames are reassembled and measured only."""
+    pictures); without it frames are reassembled and measured only.
+
+    `media_route` (see MediaRoute; None: straight to the node): called once per track with the
+    node's media address; the track's socket then sends its RTCP there and accepts datagrams from
+    that host only, so a relay in between (e.g. a network emulator) is latched by the node as the
+    player's address and carries the media back. `on_frame`: called on the event loop with every
+    frame the player returns, as it returns it (a ``ReceivedFrame``: audio packets, and video
+    frames complete and whole back to a keyframe, in order; `completed_at` is the loop's time
+    when the frame became complete, `latency` from abs-capture-time), e.g. to measure per frame.
+    """
 
     resource_mode: ResourceMode = ResourceMode.DEFAULT
     decode: bool = False
+    media_route: MediaRoute | None = None
+    on_frame: Callable[[ReceivedFrame], None] | None = None
 
 
 @dataclass
@@ -65,7 +86,9 @@ class PublisherConfig:
     `source` None: a synthetic test pattern (a moving bar and the frame number) and a 440 Hz tone;
     a path: that media file, decoded and re-encoded, looped (its audio, else the tone).
     `video_codec` is "VP8" or "H264"; `gop_seconds` is the keyframe interval. `video`/`audio`
-    turn a track off.
+    turn a track off. `media_route` (see MediaRoute; None: straight to the node): called once per
+    track with the track's node address from the publish reply; the track's socket sends there
+    instead and accepts feedback from that host only (e.g. through a network emulator).
     """
 
     video_codec: str = "VP8"
@@ -78,6 +101,7 @@ class PublisherConfig:
     audio: bool = True
     video: bool = True
     audio_bitrate: int = 32_000
+    media_route: MediaRoute | None = None
 
 
 @dataclass

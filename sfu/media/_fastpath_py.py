@@ -13,7 +13,9 @@ touches, so that a packet in the steady state never reaches Python:
   came. RTP: parse the header; bind the first source address and drop RTP from any other
   (``unbound_source``); widen the sequence number (the rules of sfu.rtp.seq); inspect the
   payload (keyframe, frame start, droppable: the rules of sfu.media.codecs; a payload that does
-  not parse counts ``bad_payload`` and is kept as a plain packet); store it in the ring.
+  not parse counts ``bad_payload`` and is kept as a plain packet); store it in the ring; a packet
+  that is not late updates ``packet_jitter`` (RFC 3550's interarrival jitter, in seconds; the
+  NACK generator's reorder delay follows it).
 - **The player table** (``load_players``): per player its address, SSRC, payload type and its
   steady rewrite: output sequence number ``(ext_seq - seq_delta) & 0xFFFF`` and output timestamp
   ``(timestamp + ts_delta) & 0xFFFFFFFF``, and its mode: RTC (every packet at once) or L3
@@ -51,6 +53,7 @@ GATE_NONE, GATE_CLOSED, GATE_OPEN = -1, 0, 1
 # the order of take_counters()
 COUNTERS = ("packets_in", "bytes_in", "packets_out", "bytes_out", "malformed", "unbound_source",
             "bad_payload", "unsent", "rtp_packets")
+JITTER_DISCONTINUITY = 1.0  # seconds of transit change taken as a discontinuity (sfu.media.jitter's rule)
 RECV_BATCH = 64  # datagrams per pump() read, then the caller's loop gets a turn
 
 
@@ -87,6 +90,9 @@ class FastTrack:
         self.size = size
         self.max_age = max_age
         self._ring: list[StoredPacket | None] = [None] * size
+        self.clock_rate = self.codec.clock_rate
+        self.packet_jitter = 0.0  # seconds: RFC 3550's interarrival jitter over every packet not late
+        self._jitter_last: tuple[float, int] | None = None  # (arrival, timestamp) of the last one
         self.newest: int | None = None  # highest ext_seq stored (the unwrapper's highest)
         self._newest_ts = -1  # that packet's RTP timestamp
         self.bound = None  # the source address RTP is taken from; the first one binds
@@ -231,6 +237,8 @@ class FastTrack:
             flags |= F_MARKER | F_KEYFRAME | F_FRAME_START
         if hi is not None and ext <= hi:
             flags |= F_LATE
+        else:
+            self._sample_jitter(now, h.timestamp)
         new_frame = h.timestamp != self._newest_ts  # the newest packet's before this one
         self._store(ext, h.timestamp, flags, now, bytes(data))
         c["rtp_packets"] += 1
@@ -253,6 +261,17 @@ class FastTrack:
             else:
                 self._send(p, ext, h.timestamp, now, data)
         return EV_NONE
+
+    def _sample_jitter(self, now: float, ts: int) -> None:
+        last, self._jitter_last = self._jitter_last, (now, ts)
+        if last is None:
+            return
+        dts = (ts - last[1]) & 0xFFFFFFFF
+        if dts >= 0x80000000:
+            dts -= 0x100000000
+        d = (now - last[0]) - dts / self.clock_rate
+        if abs(d) < JITTER_DISCONTINUITY:  # a jump in the sender's timestamps is not jitter
+            self.packet_jitter += (abs(d) - self.packet_jitter) / 16
 
     def pump(self, sock: socket.socket, now: float) -> int:
         """Read datagrams from `sock` (non-blocking) until one needs the caller (its event is

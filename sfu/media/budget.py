@@ -53,11 +53,25 @@ Rules, with ``video_limit = budget_s - audio_reserve_s`` (0.4 - 0.05 = 0.35 s by
    skip lasts, the request is flagged again every ``rerequest_s`` (2 s), in case it or its
    answer was lost. (The publisher side still aggregates and rate-limits: KeyframeRequester.)
 
+9. The path's own queue. ``set_path_delay(seconds)``: what the network path to the player is
+   measured to hold on top of its base delay (PlayerCongestion.queue_delay). It is added to
+   every frame's delay in rules 1-7 until the next call: a bottleneck queue that filled before
+   the estimate came down is drained by dropping (the virtual queue alone would think the
+   media leaves at once).
+10. Retransmissions (``offer_resend(size, now)``): a resend goes only when the queue, with it and
+   the path's delay, stays within ``droppable_limit`` (``resent``; else ``resends_refused``):
+   repairing an old frame must not push the new ones over the budget; one sent is queued.
+11. The player's own keyframe requests (PLI/FIR; ``allow_keyframe_request(now)``): refused while
+   skipping (rule 8 asks when a keyframe has room) and at most one per ``request_interval_s``
+   otherwise (``player_requests``, ``player_requests_refused``): a player whose path loses
+   frames must not make the publisher send keyframes to everyone several times a second.
+
 Bad input never crashes it: a rate <= 0 counts as 1 bit/s, a negative size or age as 0, time
 going backwards drains nothing. An unknown ``frame_kind`` is a ValueError.
 
 Counters: sent_audio, sent_video, dropped_droppable, dropped_skip, dropped_audio,
-keyframes_requested, oversized_keyframes.
+keyframes_requested, oversized_keyframes, resent, resends_refused, player_requests,
+player_requests_refused.
 """
 
 from __future__ import annotations
@@ -98,8 +112,11 @@ class LatencyBudget:
         self._keyframe_bytes: int | None = None  # the size of the last keyframe offered
         self._keyframe_needed = False
         self.last_delay: float | None = None  # expected delay of the last frame offered
+        self.path_delay = 0.0  # rule 9
+        self._last_player_request: float | None = None
         self.counters = {"sent_audio": 0, "sent_video": 0, "dropped_droppable": 0, "dropped_skip": 0,
-                         "dropped_audio": 0, "keyframes_requested": 0, "oversized_keyframes": 0}
+                         "dropped_audio": 0, "keyframes_requested": 0, "oversized_keyframes": 0, "resent": 0,
+                         "resends_refused": 0, "player_requests": 0, "player_requests_refused": 0}
 
     # ----- outputs ---------------------------------------------------------------------------
 
@@ -130,6 +147,33 @@ class LatencyBudget:
         if self._last is None or now > self._last:
             self._last = now
 
+    def set_path_delay(self, seconds: float | None) -> None:
+        """Rule 9: the path's measured queue delay (None or negative: none)."""
+        self.path_delay = max(0.0, seconds or 0.0)
+
+    def offer_resend(self, size_bytes: int, now: float) -> bool:
+        """Rule 10: whether a retransmission of ``size_bytes`` goes; queued when it does."""
+        self.on_time(now)
+        size = max(size_bytes, 0)
+        rate = self._rate or 0.0
+        delay = (self.queued_bytes + size) * 8 / rate + self.path_delay if rate else self.path_delay
+        if delay > self.droppable_limit:
+            self.counters["resends_refused"] += 1
+            return False
+        self.counters["resent"] += 1
+        self._queue_bytes("video", size)
+        return True
+
+    def allow_keyframe_request(self, now: float) -> bool:
+        """Rule 11: whether the player's own keyframe request goes on to the publisher."""
+        last = self._last_player_request
+        if self._skipping or (last is not None and now - last < self.request_interval_s):
+            self.counters["player_requests_refused"] += 1
+            return False
+        self._last_player_request = now
+        self.counters["player_requests"] += 1
+        return True
+
     def add_bytes(self, frame_kind: str, size_bytes: int, now: float) -> None:
         """Queue bytes sent without an offer: later packets of a frame already sent (RTC decides
         at a frame's first packet), retransmissions. No decision: they are on the wire."""
@@ -145,7 +189,7 @@ class LatencyBudget:
         self.on_time(now)
         self._rate = rate = max(float(send_rate_bps), 1.0)
         size = max(size_bytes, 0)
-        age = max(now - capture_or_first_arrival, 0.0)
+        age = max(now - capture_or_first_arrival, 0.0) + self.path_delay
         if frame_kind == "audio":
             delay = self.last_delay = (self._queued["audio"] + size) * 8 / rate + age
             if delay > self.budget_s:

@@ -1,7 +1,7 @@
 """The L3 jitter buffer: repair and smooth one publisher track once, for all its L3 players.
 
 A sans-IO core (STYLE.md): every input carries `now` (monotonic seconds); it never reads a clock.
-Inputs: `push(packet, now)`, `set_rtt(rtt)`. Outputs: `poll(now)` (frames due), `next_timer()`,
+Inputs: `push(packet, now)`, `set_rtt(rtt, wait)`. Outputs: `poll(now)` (frames due), `next_timer()`,
 `take_keyframe_needed()`, `take_delay_samples()`, `counters`.
 
 Rules (DESIGN.md §2, "The L3 timeline"):
@@ -20,11 +20,25 @@ Rules (DESIGN.md §2, "The L3 timeline"):
 3. Jitter. One sample per frame: the first packet to arrive of each frame, unless it is a
    retransmission. RFC 3550 §6.4.1 in seconds: D = (a_j - a_i) - (ts_j - ts_i) / clock_rate,
    J += (|D| - J) / 16. A |D| of `_DISCONTINUITY` (1 s) or more is a restart or timestamp jump,
-   not jitter: it only moves the reference.
-4. Target delay. desired = clamp(jitter_factor * J + (rtt if rtt_allowance else 0) + margin,
-   min_delay, max_delay), margin 10 ms, rtt 0 until `set_rtt`. The target follows a rise at
+   not jitter: it only moves the reference. `packet_jitter` is the same estimate over every
+   packet that is not a retransmission, consecutive in arrival order (packets of one frame
+   included): how far the network spreads and reorders packets, e.g. for a NACK reorder delay.
+4. Target delay. desired = clamp(jitter_factor * J + repair + margin, min_delay, max_delay),
+   margin 10 ms, where repair = wait + repair_rounds * rtt with rtt_allowance (else 0), from
+   `set_rtt(rtt, wait)`: rtt is how long a NACK's answer may take (never below `rtt_floor`, 0 by
+   default), wait how long a gap waits before its first NACK; both 0 until `set_rtt`. With
+   repair_rounds 2 a packet whose retransmission is lost too still makes it. The target follows a rise at
    once; it falls towards a lower desired value by at most `decay` (20 ms per second of `now`).
    It is recomputed whenever a new frame is first seen.
+   With `repair_quantile` q (None: off), the target also covers the repair delay the stream has
+   shown. A frame's *needed delay* is the last time one of its packets arrived for the first
+   time (a reordered one, a retransmission, also one that came after the frame was released or
+   dropped: duplicates do not count) minus its first packet's arrival: the delay it would have
+   needed to be complete. It is taken `max_delay` after the first arrival (later packets could
+   never be waited for). Once `repair_min_frames` frames have one, desired is at least the
+   q-quantile of the last `repair_window` frames' needed delays + margin (within the bounds): the
+   target then leaves room for the NACK round trips (and retries) this path really takes, not
+   for a guess, and a frame falls outside it only about 1 - q of the time.
 5. Release time, fixed when a frame is first seen: first_arrival + target. It is then clamped
    between the release times of its neighbours in sequence order, so release times never
    decrease along the stream; the clamp only acts on a frame first seen after a later one (a
@@ -46,7 +60,9 @@ Rules (DESIGN.md §2, "The L3 timeline"):
    A frame is never released before an earlier one, and never held past its own release time:
    an earlier frame's release time comes first, and there it is released or dropped.
 7. Memory. At most `max_frames` pending frames and `max_packets` pending packets: past either,
-   the oldest pending frame is dropped (frames_dropped_overflow) and the chain is broken.
+   the oldest pending frame is dropped (frames_dropped_overflow) and the chain is broken. The
+   needed-delay bookkeeping holds the frames first seen in the last `max_delay` seconds (at
+   most `max_frames` of them) and the last `repair_window` values.
    `delay_samples` keeps the last `_DELAY_SAMPLES` release delays (release_time - first_arrival)
    for the L3 buffer-delay histogram; `take_delay_samples()` drains them.
 8. Counters: packets, duplicates, packets_late, frames_released, frames_dropped_incomplete,
@@ -55,6 +71,7 @@ Rules (DESIGN.md §2, "The L3 timeline"):
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections import deque
 from dataclasses import dataclass
@@ -64,6 +81,17 @@ from sfu.media.packet import Frame, MediaPacket
 _FINISHED_MEMORY = 128  # timestamps of finished frames remembered, to call their packets late
 _DISCONTINUITY = 1.0  # seconds of transit change taken as a discontinuity, not jitter
 _DELAY_SAMPLES = 4096
+
+
+class _Lateness:
+    """A recent frame's needed-delay bookkeeping: its first arrival, the latest first arrival of one of
+    its packets, and the ext_seqs seen (so a duplicate of a finished frame's packet is no news)."""
+
+    __slots__ = ("first", "latest", "seqs")
+
+    def __init__(self, first: float) -> None:
+        self.first = self.latest = first
+        self.seqs: set[int] = set()
 
 
 @dataclass(slots=True, frozen=True)
@@ -113,16 +141,33 @@ class JitterBuffer:
     def __init__(self, clock_rate: int, *, min_delay: float = 0.02, max_delay: float = 0.5,
                  rtt_allowance: bool = True, jitter_factor: float = 3.0, audio: bool = False,
                  margin: float = 0.010, decay: float = 0.020,
-                 max_frames: int = 256, max_packets: int = 4096) -> None:
+                 max_frames: int = 256, max_packets: int = 4096, repair_quantile: float | None = None,
+                 repair_window: int = 300, repair_min_frames: int = 30, rtt_floor: float = 0.0,
+                 repair_rounds: int = 1) -> None:
         if clock_rate <= 0 or not 0 <= min_delay <= max_delay:
             raise ValueError("need clock_rate > 0 and 0 <= min_delay <= max_delay")
+        if repair_quantile is not None and not 0 < repair_quantile <= 1:
+            raise ValueError("repair_quantile must be in (0, 1] or None")
+        if repair_window < 1 or repair_min_frames < 1 or repair_rounds < 0:
+            raise ValueError("need repair_window >= 1, repair_min_frames >= 1 and repair_rounds >= 0")
         self.clock_rate = clock_rate
         self.min_delay, self.max_delay = min_delay, max_delay
         self.rtt_allowance, self.jitter_factor = rtt_allowance, jitter_factor
         self.audio, self.margin, self.decay = audio, margin, decay
         self.max_frames, self.max_packets = max_frames, max_packets
         self.jitter = 0.0  # seconds, RFC 3550 estimate
+        self.packet_jitter = 0.0  # seconds, the same over every original packet
         self.rtt = 0.0
+        self.wait = 0.0
+        self.rtt_floor = rtt_floor
+        self.repair_rounds = repair_rounds
+        self.repair_quantile = repair_quantile
+        self.repair_min_frames = repair_min_frames
+        self._last_packet: tuple[float, int] | None = None  # (arrival, timestamp), for packet_jitter
+        self._lateness: dict[int, _Lateness] = {}  # by timestamp, frames first seen within max_delay
+        self._lateness_order: deque[int] = deque()  # their timestamps, by first arrival
+        self.needed_delays: deque[float] = deque(maxlen=repair_window)
+        self._needed_q: float | None = None  # the repair_quantile of needed_delays
         self._target: float | None = None
         self._target_at = 0.0  # `now` of the last target update
         self._last_sample: tuple[float, int] | None = None  # (arrival, timestamp)
@@ -144,21 +189,28 @@ class JitterBuffer:
     # -- inputs -------------------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Forget every frame and estimate, as if new (the counters, delay samples and RTT stay):
-        for a track whose L3 timeline stops when its last L3 player leaves."""
-        counters, samples, rtt = self.counters, self.delay_samples, self.rtt
+        """Forget every frame and estimate, as if new (the counters, delay samples, RTT and NACK wait
+        stay): for a track whose L3 timeline stops when its last L3 player leaves."""
+        counters, samples, rtt, wait = self.counters, self.delay_samples, self.rtt, self.wait
         self.__init__(self.clock_rate, min_delay=self.min_delay, max_delay=self.max_delay,
                       rtt_allowance=self.rtt_allowance, jitter_factor=self.jitter_factor, audio=self.audio,
                       margin=self.margin, decay=self.decay, max_frames=self.max_frames,
-                      max_packets=self.max_packets)
-        self.counters, self.delay_samples, self.rtt = counters, samples, rtt
+                      max_packets=self.max_packets, repair_quantile=self.repair_quantile,
+                      repair_window=self.needed_delays.maxlen, repair_min_frames=self.repair_min_frames,
+                      rtt_floor=self.rtt_floor, repair_rounds=self.repair_rounds)
+        self.counters, self.delay_samples, self.rtt, self.wait = counters, samples, rtt, wait
 
-    def set_rtt(self, rtt: float) -> None:
-        self.rtt = max(0.0, rtt)
+    def set_rtt(self, rtt: float, wait: float = 0.0) -> None:
+        self.rtt = max(0.0, rtt, self.rtt_floor)
+        self.wait = max(0.0, wait)
 
     def push(self, packet: MediaPacket, now: float) -> None:
         self.counters["packets"] += 1
         seq, ts = packet.ext_seq, packet.timestamp
+        if not packet.is_retransmission:
+            self._sample_packet_jitter(packet)
+        if self.repair_quantile is not None:
+            self._note_lateness(seq, ts, now)
         frame = self._frames.get(ts)
         if frame is not None:
             if seq in frame.packets:
@@ -210,9 +262,52 @@ class JitterBuffer:
         if abs(d) < _DISCONTINUITY:
             self.jitter += (abs(d) - self.jitter) / 16
 
+    def _sample_packet_jitter(self, packet: MediaPacket) -> None:
+        last, self._last_packet = self._last_packet, (packet.arrival, packet.timestamp)
+        if last is None:
+            return
+        dts = (packet.timestamp - last[1]) & 0xFFFFFFFF
+        if dts >= 0x80000000:
+            dts -= 0x100000000
+        d = (packet.arrival - last[0]) - dts / self.clock_rate
+        if abs(d) < _DISCONTINUITY:
+            self.packet_jitter += (abs(d) - self.packet_jitter) / 16
+
+    def _note_lateness(self, seq: int, ts: int, now: float) -> None:
+        """Rule 4's needed delay: commit the frames first seen max_delay ago, then note this packet."""
+        order, lateness = self._lateness_order, self._lateness
+        while order and (lateness[order[0]].first + self.max_delay <= now or len(order) > self.max_frames):
+            done = lateness.pop(order.popleft())
+            self.needed_delays.append(done.latest - done.first)
+            self._needed_q = None
+        entry = lateness.get(ts)
+        if entry is None:
+            if (self._floor is not None and seq <= self._floor) or ts in self._finished:
+                return  # a frame finished and committed (or never seen): nothing to learn
+            entry = lateness[ts] = _Lateness(now)
+            order.append(ts)
+        if seq not in entry.seqs:
+            entry.seqs.add(seq)
+            entry.latest = now
+
+    @property
+    def repair_delay(self) -> float | None:
+        """The repair_quantile of the recent frames' needed delays; None until repair_min_frames have one."""
+        needed = self.needed_delays
+        if self.repair_quantile is None or len(needed) < self.repair_min_frames:
+            return None
+        if self._needed_q is None:
+            ordered = sorted(needed)
+            self._needed_q = ordered[max(0, math.ceil(self.repair_quantile * len(ordered)) - 1)]
+        return self._needed_q
+
     def _desired(self) -> float:
-        rtt = self.rtt if self.rtt_allowance else 0.0
-        return min(max(self.jitter_factor * self.jitter + rtt + self.margin, self.min_delay), self.max_delay)
+        repair = self.wait + self.repair_rounds * self.rtt if self.rtt_allowance else 0.0
+        desired = self.jitter_factor * self.jitter + repair + self.margin
+        repair = self.repair_delay
+        if repair is not None:
+            desired = max(desired, repair + self.margin)
+        return min(max(desired, self.min_delay), self.max_delay)
 
     def _update_target(self, now: float) -> float:
         desired = self._desired()

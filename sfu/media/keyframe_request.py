@@ -17,6 +17,12 @@ Rules:
 - Retry: if no keyframe has begun ``retry_after`` seconds after a request went out (the PLI or
   the keyframe may have been lost), the request is repeated once (``retries``); ``None``
   disables this. ``retry_after`` is never shorter than ``min_interval``.
+- Slow reasons: a request whose reason has an interval in ``reason_intervals`` (the node gives
+  ``congestion`` 3 s: a player whose path cannot carry the stream wants a keyframe to restart
+  from, but its wish must not set the publisher's keyframe pace for everyone) is not due before
+  that interval has passed since the last keyframe began (``on_keyframe``); until then it is
+  pending, and a keyframe that begins meanwhile (the publisher's own, every GOP) answers it.
+  A request of another reason is due as above.
 - The request is a PLI (RFC 4585 §6.3.1) unless ``use_fir`` is set because the publisher
   negotiated only ``ccm fir``; then a FIR (RFC 5104 §4.3.1) whose command sequence number
   goes up by one for each new request and stays the same for a repetition (a retry).
@@ -37,14 +43,17 @@ class KeyframeRequester:
     """Aggregates and rate-limits keyframe requests toward a publisher (rules above)."""
 
     def __init__(
-        self, min_interval: float = 0.5, *, use_fir: bool = False, retry_after: float | None = 1.0
+        self, min_interval: float = 0.5, *, use_fir: bool = False, retry_after: float | None = 1.0,
+        reason_intervals: dict[str, float] | None = None,
     ) -> None:
         if min_interval < 0:
             raise ValueError(f"min_interval must be >= 0, got {min_interval}")
         self.min_interval = min_interval
         self.use_fir = use_fir
         self.retry_after = None if retry_after is None else max(retry_after, min_interval)
-        self._pending_since: float | None = None
+        self.reason_intervals = dict(reason_intervals or {})
+        self._last_keyframe: float | None = None
+        self._pending_since: float | None = None  # when the pending request is due
         self._last_sent: float | None = None
         self._retry_at: float | None = None  # set after a new request is sent, until a keyframe
         self._fir_seq = -1
@@ -62,12 +71,18 @@ class KeyframeRequester:
     def request(self, now: float, reason: str = "player") -> None:
         self.counters["requested"] += 1
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
+        due = now
+        slow = self.reason_intervals.get(reason)
+        if slow is not None and self._last_keyframe is not None:
+            due = max(now, self._last_keyframe + slow)
         if self._pending_since is None:
-            self._pending_since = now
+            self._pending_since = due
         else:
             self.counters["suppressed"] += 1
+            self._pending_since = min(self._pending_since, due)
 
     def on_keyframe(self, now: float) -> None:
+        self._last_keyframe = now
         if self._pending_since is not None:
             self._pending_since = None
             self.counters["suppressed"] += 1

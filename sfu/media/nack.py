@@ -8,7 +8,9 @@ extended (64-bit) ones from the ingress unwrapper, so there is no wrap-around he
 Rules:
 
 - The first packet sets the highest ext_seq seen. A packet above it reveals a gap: every ext_seq
-  in between becomes *missing*, noted at ``now``. A packet at or below it fills a gap if it was
+  in between becomes *missing*, noted at ``now``. So does a packet below the lowest ext_seq seen
+  (the stream's first packets reordered: the first to arrive was not the first sent), for the
+  ext_seqs between the two, unless that gap would overflow ``max_list`` (then it is ignored). A packet at or below it fills a gap if it was
   missing (``recovered`` if it had been NACKed, ``reordered`` if not) and is ignored otherwise.
 - A retransmission above the highest seen (RTX racing ahead of the original stream) does not
   move the highest: it is remembered so that the gap that reveals it later skips it (mediasoup).
@@ -21,12 +23,21 @@ Rules:
 - A packet flagged ``is_keyframe`` (the first packet of a keyframe) makes every missing seq
   below it pointless: they are forgotten (``forgotten``), and a gap it reveals is not
   recorded at all. Flag only the keyframe's first packet, or its own lost packets would be
-  forgotten too.
+  forgotten too. With ``keyframe_clears=False`` (a receiver that still releases the frames
+  before a keyframe, as the node's L3 jitter buffer does) older gaps stay, and the gap a
+  keyframe reveals is recorded like any other unless it would overflow ``max_list``: then it
+  and every older gap are forgotten (the keyframe restarts the stream: no storm, no keyframe
+  wanted).
 - If the missing list would grow past ``max_list`` (a loss storm, or a jump far ahead not
   landing on a keyframe), all missing seqs are forgotten (``forgotten``, ``storms``) and
   ``keyframe_needed`` turns True; ``take_keyframe_needed()`` reads and resets it.
 - ``next_timer()`` is the earliest time at which ``poll`` has something to do (an ask or a
   give-up), computed with the last ``rtt`` given to ``poll``; None when nothing is missing.
+- Reorder delay from jitter: with ``reorder_factor`` > 0, ``set_jitter(j)`` (seconds, e.g. the
+  L3 jitter buffer's per-packet arrival jitter) sets ``reorder_delay = min(reorder_factor * j,
+  max_reorder_delay)``: a path that spreads packets by tens of milliseconds reorders them, and
+  a NACK for each would double the publisher's uplink for nothing. It applies to every seq not
+  asked yet; 0 (the default) keeps ``reorder_delay`` as given.
 
 Counters (``counters`` dict): nacked (seqs asked a first time), retries (asks after the
 first), recovered, reordered, given_up, forgotten, storms.
@@ -60,9 +71,17 @@ class NackGenerator:
         reorder_delay: float = 0.0,
         min_interval: float = 0.02,
         default_rtt: float = 0.1,
+        reorder_factor: float = 0.0,
+        max_reorder_delay: float = 0.05,
+        keyframe_clears: bool = True,
     ) -> None:
         if max_retries < 1 or max_list < 1:
             raise ValueError("max_retries and max_list must be >= 1")
+        if reorder_factor < 0 or max_reorder_delay < 0:
+            raise ValueError("reorder_factor and max_reorder_delay must be >= 0")
+        self.reorder_factor = reorder_factor
+        self.max_reorder_delay = max_reorder_delay
+        self.keyframe_clears = keyframe_clears
         self.max_age = max_age
         self.max_retries = max_retries
         self.max_list = max_list
@@ -71,6 +90,7 @@ class NackGenerator:
         self.default_rtt = default_rtt
         self._rtt = default_rtt
         self._highest: int | None = None
+        self._lowest: int | None = None
         self._missing: dict[int, _Missing] = {}  # ascending ext_seq (insertion order)
         self._early: set[int] = set()  # retransmissions seen above _highest
         self._keyframe_needed = False
@@ -92,12 +112,22 @@ class NackGenerator:
         needed, self._keyframe_needed = self._keyframe_needed, False
         return needed
 
+    def set_jitter(self, jitter: float) -> None:
+        """The path's arrival jitter (seconds): the reorder delay follows it when reorder_factor > 0."""
+        if self.reorder_factor > 0:
+            self.reorder_delay = min(self.reorder_factor * max(jitter, 0.0), self.max_reorder_delay)
+
     def on_packet(
         self, ext_seq: int, now: float, *, is_keyframe: bool = False, is_retransmission: bool = False
     ) -> None:
         highest = self._highest
         if highest is None:
-            self._highest = ext_seq
+            self._highest = self._lowest = ext_seq
+        elif ext_seq < self._lowest:
+            if len(self._missing) + self._lowest - ext_seq - 1 <= self.max_list:
+                self._missing.update((seq, _Missing(now)) for seq in range(ext_seq + 1, self._lowest))
+                self._missing = dict(sorted(self._missing.items()))  # ascending ext_seq
+            self._lowest = ext_seq
         elif ext_seq <= highest:
             item = self._missing.pop(ext_seq, None)
             if item is not None:
@@ -107,8 +137,8 @@ class NackGenerator:
                 self._early.add(ext_seq)
         else:
             gap = ext_seq - highest - 1
-            if is_keyframe:  # the gap before a keyframe is as pointless as older ones
-                self._forget_below(ext_seq)
+            if is_keyframe and (self.keyframe_clears or len(self._missing) + gap > self.max_list):
+                self._forget_below(ext_seq)  # the gap before a keyframe is as pointless as older ones
             elif len(self._missing) + gap > self.max_list:
                 self._storm()
             else:
@@ -118,7 +148,7 @@ class NackGenerator:
             self._highest = ext_seq
             if self._early:
                 self._early = {seq for seq in self._early if seq > ext_seq}
-        if is_keyframe and self._missing:
+        if is_keyframe and self._missing and self.keyframe_clears:
             self._forget_below(ext_seq)
 
     def advance_to(self, ext_seq: int) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sfu.media.budget import Decision, LatencyBudget
 from sfu.media.congestion import PlayerCongestion
 from sfu.media.packet import Frame, MediaPacket
+from sfu.media.report_clock import ReportClock
 from sfu.media.rewrite import SeqRewriter, TimestampRewriter
 from sfu.rtp.header import rewrite_rtp
 
@@ -49,6 +50,7 @@ class PlayerTrack:
     gated: bool = False
     play_at: float | None = None  # when its play request reached the node, until its first keyframe is sent
     packets_dropped: int = 0  # packets its latency budget did not let through
+    report_clock: ReportClock = field(default_factory=ReportClock)  # when its sender reports went: the RTT
 
     def follow(self, epoch: int) -> None:
         """A (new) publisher: numbering continues after what this player already got."""
@@ -132,6 +134,21 @@ class PlayerTrack:
             if self.frame_send and self.frame_bytes > self.frame_counted:
                 path.budget.add_bytes(self.kind, self.frame_bytes - self.frame_counted, last_arrival)
                 self.frame_counted = self.frame_bytes
+
+    def admit_resend(self, size: int, now: float) -> bool:
+        """A retransmission to this player: does it fit its path (the budget's rule 10)? Counted as sent if so."""
+        path = self.path
+        if path is None or not path.measured:
+            return True
+        if not path.budget.offer_resend(size, now):
+            return False
+        path.congestion.on_sent(size, now)
+        return True
+
+    @property
+    def rtt(self) -> float | None:
+        """The round trip to this player (its receiver reports), None until measured."""
+        return self.path.congestion.rtt if self.path is not None else None
 
     def sent(self, size: int, now: float) -> None:
         if self.path is not None:

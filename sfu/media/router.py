@@ -282,7 +282,8 @@ class Router:
                         cc.on_remb(packet.bitrate_bps, now)
                     else:
                         for block in packet.reports[:1]:  # one path: the first block speaks for it
-                            cc.on_receiver_report(block, now)
+                            cc.on_receiver_report(block, now, *self._report_facts(block, now))
+                            entry[0].path.budget.set_path_delay(cc.queue_delay)
                 continue
             if isinstance(packet, (Nack, Pli, Fir)):
                 media_ssrc = packet.entries[0][0] if isinstance(packet, Fir) and packet.entries else \
@@ -300,8 +301,20 @@ class Router:
                     out += track.on_player_nack(player, packet.lost, now)
                 else:
                     self.counters["keyframe_requests_received"] += 1
-                    track.requester.request(now, "player_pli")
+                    path = player.path
+                    if path is None or not path.measured or path.budget.allow_keyframe_request(now):
+                        track.requester.request(now, "player_pli")
         return out
+
+    def _report_facts(self, block, now: float) -> tuple[float | None, float | None, int | None]:
+        """For a player's report block: the round trip (from when the node sent the SR it echoes), the
+        average size of the packets the node sent it on that SSRC, and how many it sent."""
+        entry = self._player_ssrcs.get(block.ssrc)
+        if not entry:
+            return None, None, None
+        p = entry[0]
+        size = 12 + p.octets_sent / p.packets_sent if p.packets_sent else None
+        return p.report_clock.rtt(block, now), size, p.packets_sent
 
     def _latch(self, ssrc: int, addr: Addr, now: float) -> list[Out]:
         entry = self._player_ssrcs.get(ssrc)

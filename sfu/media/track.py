@@ -35,6 +35,7 @@ from sfu.media.keyframe_request import KeyframeRequester
 from sfu.media.nack import NackGenerator
 from sfu.media.packet import MediaPacket
 from sfu.media.player import Addr, PlayerTrack
+from sfu.media.rtt import RttEstimator
 from sfu.rtp.header import parse_rtp, rewrite_rtp
 from sfu.rtp.rtcp import Nack, RtcpParseError, SenderReport, parse_rtcp, serialize
 
@@ -58,10 +59,16 @@ class TrackSpec:
 
 @dataclass(frozen=True, slots=True)
 class MediaSettings:
-    rtt: float = 0.05  # assumed toward publishers until measured
+    rtt: float = 0.05  # assumed toward publishers until measured (NACK turnaround: RttEstimator)
     l3_min_delay: float = 0.02
-    l3_max_delay: float = 0.5
+    l3_max_delay: float = 0.35  # L3 holds a frame at most this long: with the uplink's and the player's, < 400 ms
+    l3_repair_rounds: int = 2  # the L3 target leaves room for a NACK and one retry...
+    l3_repair_quantile: float | None = 0.995  # ...and at least this quantile of the repair delays seen
+    nack_reorder_factor: float = 2.0  # NACK a gap after this many times the arrival jitter...
+    nack_max_reorder_delay: float = 0.05  # ...at most this long
+    nack_keyframe_clears: bool = False  # a keyframe does not cancel older repairs: L3 still releases those frames
     keyframe_min_interval: float = 0.5
+    keyframe_congestion_interval: float = 3.0  # a congested player's keyframe waits this long after the last
     retransmission_packets: int = 4096  # the ring: a power of two
     retransmission_age: float = 2.0
 
@@ -79,10 +86,16 @@ class PublisherTrack:
         self.video = self.codec.is_video
         self.fast = FastTrack(spec.codec, settings.retransmission_packets, settings.retransmission_age)
         self._resent: dict[int, float] = {}  # ext_seq -> when last resent to a player (throttled by RTT)
-        self.nack = NackGenerator(default_rtt=settings.rtt)
-        self.requester = KeyframeRequester(settings.keyframe_min_interval)
+        self.nack = NackGenerator(default_rtt=settings.rtt, reorder_factor=settings.nack_reorder_factor,
+                                  max_reorder_delay=settings.nack_max_reorder_delay,
+                                  keyframe_clears=settings.nack_keyframe_clears)
+        self.rtt = RttEstimator(settings.rtt)  # toward the publisher, from NACK turnaround
+        self.requester = KeyframeRequester(settings.keyframe_min_interval,
+                                           reason_intervals={"congestion": settings.keyframe_congestion_interval})
         self.jitter = JitterBuffer(spec.clock_rate, min_delay=settings.l3_min_delay,
-                                   max_delay=settings.l3_max_delay, audio=not self.video)
+                                   max_delay=settings.l3_max_delay, audio=not self.video,
+                                   repair_quantile=settings.l3_repair_quantile, rtt_floor=settings.rtt,
+                                   repair_rounds=settings.l3_repair_rounds)
         self.jitter.set_rtt(settings.rtt)
         self.l3_cache = KeyframeCache() if self.video else None
         self._l3_live = False  # the jitter buffer is fed (the track has L3 players)
@@ -130,6 +143,8 @@ class PublisherTrack:
         keyframe, frame_start, late = bool(flags & F_KEYFRAME), bool(flags & F_FRAME_START), bool(flags & F_LATE)
         packet = MediaPacket(ext, stored.timestamp, bool(flags & F_MARKER), keyframe, frame_start, stored.arrival,
                              stored.data, late, bool(flags & F_DROPPABLE))
+        if late:
+            self.rtt.on_packet(ext, now)
         self.nack.on_packet(ext, now, is_keyframe=keyframe and frame_start, is_retransmission=late)
         if keyframe and frame_start:
             self.requester.on_keyframe(now)
@@ -194,6 +209,7 @@ class PublisherTrack:
                 continue
             report = SenderReport(p.ssrc, ntp, p.timestamp(rtp_in, now, self.spec.clock_rate),
                                   p.packets_sent & 0xFFFFFFFF, p.octets_sent & 0xFFFFFFFF)
+            p.report_clock.sent(ntp, now)
             out.append((0, serialize([report]), p.addr))
         self.counters["sender_reports"] += len(out)
         return out
@@ -350,7 +366,9 @@ class PublisherTrack:
             if stored is None:
                 continue
             last = self._resent.get(ext)
-            if last is not None and now - last < rtt:
+            if last is not None and now - last < (p.rtt or rtt):
+                continue
+            if not p.admit_resend(len(stored.data), now):
                 continue
             seq = p.rewriter.rewrite(ext)  # the same number it had: the numbering does not move
             if seq is None:
@@ -428,7 +446,9 @@ class PublisherTrack:
             self._pull()
             out += self._sender_reports(now)
         # every timer is consumed, with or without a publisher to send to, so none stays due
-        lost = self.nack.poll(now, self.settings.rtt)
+        self.nack.set_jitter(self.fast.packet_jitter)  # every packet's, L3 timeline or not
+        lost = self.nack.poll(now, self.rtt.retry_interval)
+        self.jitter.set_rtt(self.rtt.retry_interval, self.nack.reorder_delay)
         send_pli = self.requester.poll(now)
         if self._table_dirty:
             self._push()
@@ -436,6 +456,7 @@ class PublisherTrack:
             return out  # nothing has arrived yet: nothing to repair, no one to ask
         if lost:
             self.counters["nacks_sent"] += 1
+            self.rtt.on_nack(lost, now)
             nack = Nack(self.node_ssrc, self.media_ssrc, [e & 0xFFFF for e in sorted(set(lost))])
             out.append((self.track_id, serialize([nack]), self.addr))
         if send_pli:

@@ -219,7 +219,8 @@ def test_audio_is_judged_without_the_video_queued_ahead_of_it() -> None:
     # audio goes only when it would be late with no video at all: here it waited 0.45 s already
     assert budget.offer("audio", True, False, 160, -0.45, 0.0, RATE) is DROP
     assert budget.counters == {"sent_audio": 1, "sent_video": 2, "dropped_droppable": 0, "dropped_skip": 1,
-                               "dropped_audio": 1, "keyframes_requested": 1, "oversized_keyframes": 0}
+                               "dropped_audio": 1, "keyframes_requested": 1, "oversized_keyframes": 0,
+                               "resent": 0, "resends_refused": 0, "player_requests": 0, "player_requests_refused": 0}
 
 
 def test_frames_already_late_are_dropped_though_the_queue_is_empty() -> None:

@@ -158,3 +158,26 @@ def test_rate_limit_and_bookkeeping_hold_for_any_event_order(events, min_interva
         if requester.pending:
             assert requester.next_timer() is not None  # a pending request is never forgotten
     assert all(b - a >= min_interval for a, b in zip(sent_at, sent_at[1:]))
+
+
+def test_a_slow_reason_waits_its_interval_after_the_last_keyframe() -> None:
+    req = KeyframeRequester(0.5, reason_intervals={"congestion": 2.0})
+    req.on_keyframe(10.0)  # the publisher's own keyframe (its GOP)
+    req.request(10.5, "congestion")
+    assert req.pending and req.next_timer() == 12.0
+    assert not req.poll(11.9)
+    assert req.poll(12.0)  # two seconds after the last keyframe: asked
+    req.on_keyframe(12.1)
+    req.request(12.5, "congestion")
+    req.on_keyframe(14.0)  # the next GOP keyframe answers it: no extra keyframe for anyone
+    assert not req.pending and not req.poll(20.0)
+    assert req.counters["sent"] == 1
+
+
+def test_a_fast_reason_is_not_held_back_by_a_slow_one() -> None:
+    req = KeyframeRequester(0.5, reason_intervals={"congestion": 2.0})
+    req.on_keyframe(0.0)
+    req.request(0.1, "congestion")  # due at 2.0
+    req.request(0.2, "player_start")  # a new player: due now
+    assert req.poll(0.2)
+    assert req.counters["suppressed"] == 1

@@ -67,6 +67,7 @@ class VideoEncoder:
 
     def encode(self, frame: av.VideoFrame, force_keyframe: bool = False) -> list[EncodedFrame]:
         frame.pts = round(self._count * self._step)
+        frame.time_base = self._ctx.time_base  # a decoded file's frame keeps its own: PyAV would rescale pts
         self._count += 1
         frame.pict_type = PictureType.I if force_keyframe else PictureType.NONE
         return [EncodedFrame(bytes(p), bool(p.is_keyframe)) for p in self._ctx.encode(frame)]

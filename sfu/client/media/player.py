@@ -2,10 +2,11 @@
 
 One UDP socket per track of the play reply (`media.tracks[i]`: kind, ssrc). From each socket an
 RTCP receiver report with sender SSRC = the track's ssrc goes to the node's media address
-(`media.host:media.port`) at once and then every second: that latches the socket's address on
-the node, and keeps reporting. Datagrams from the node's host go to the track's core
-(``PlayerTrack``); after every input its frames and RTCP are drained and one timer is re-armed
-at ``next_timer()``. Datagrams from other hosts are ignored.
+(`media.host:media.port`, or where ``route`` sends that track instead: a relay that the node then
+latches) at once and then every second: that latches the socket's address on the node, and
+keeps reporting. Datagrams from that host go to the track's core (``PlayerTrack``); after every
+input its frames and RTCP are drained, each frame is given to ``on_frame`` when set, and one
+timer is re-armed at ``next_timer()``. Datagrams from other hosts are ignored.
 
 With ``decode`` the video frames are decoded with PyAV on one worker thread, in order; when the
 decoder falls more than ``MAX_DECODE_BACKLOG`` frames behind, the backlog is dropped and decoding
@@ -29,7 +30,7 @@ from sfu.media.codecs import Codec
 from ..types import PlayerStats
 from .av_codecs import DecodeError, VideoDecoder
 from .player_track import PlayerTrack, ReceivedFrame
-from .udp import REPORT_INTERVAL, UdpProtocol, guard, local_address_for, media_host, resolve
+from .udp import REPORT_INTERVAL, UdpProtocol, guard, local_address_for, media_host, resolve, route
 
 log = logging.getLogger("sfu.client.media")
 
@@ -53,11 +54,14 @@ class _Track:
 
 
 class MediaPlayer:
-    def __init__(self, media: dict, server_url: str, *, decode: bool = False, started_at: float = 0.0) -> None:
+    def __init__(self, media: dict, server_url: str, *, decode: bool = False, started_at: float = 0.0,
+                 route=None, on_frame: Callable[[ReceivedFrame], None] | None = None) -> None:
         self.host = media_host(str(media.get("host") or ""), server_url)
         self.port = int(media["port"])
         self.decode = decode
         self.started_at = started_at
+        self.route = route
+        self.on_frame = on_frame
         self._specs = [t for t in media.get("tracks") or [] if t.get("kind") in ("audio", "video")]
         self._tracks: dict[str, _Track] = {}
         self._tasks: list[asyncio.Task] = []
@@ -75,7 +79,6 @@ class MediaPlayer:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self.host = await resolve(self.host)
-        local, family = local_address_for(self.host)
         for spec in self._specs:
             kind = spec["kind"]
             codec = None
@@ -84,7 +87,9 @@ class MediaPlayer:
                     codec = Codec.from_name(str(spec["codec"]))
                 except ValueError:
                     codec = None
-            track = _Track(PlayerTrack(kind, int(spec["ssrc"]), codec), (self.host, self.port))
+            track = _Track(PlayerTrack(kind, int(spec["ssrc"]), codec),
+                           await route(self.route, kind, (self.host, self.port)))
+            local, family = local_address_for(track.remote[0])
             track.transport, _ = await loop.create_datagram_endpoint(
                 lambda tr=track: UdpProtocol(lambda data, addr: self._on_datagram(tr, data, addr)),
                 local_addr=(local, 0), family=family)
@@ -107,7 +112,7 @@ class MediaPlayer:
     # -- input ----------------------------------------------------------------------------------
 
     def _on_datagram(self, track: _Track, data: bytes, addr) -> None:
-        if addr[0] != self.host:
+        if addr[0] != track.remote[0]:
             self.foreign += 1
             return
         now = asyncio.get_running_loop().time()
@@ -129,6 +134,9 @@ class MediaPlayer:
             if self._notify is not None:
                 notify, self._notify = self._notify, None
                 notify()
+            if self.on_frame is not None:
+                for f in frames:
+                    self.on_frame(f)
             if self.decode:
                 for f in frames:
                     if f.kind == "video":

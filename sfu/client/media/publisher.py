@@ -1,7 +1,8 @@
 """MediaPublisher: the IO shell that sends a publisher's tracks to the node over RTP/UDP.
 
 One UDP socket per track, sending to the track's port from the publish reply (`media.tracks[i]`)
-with its payload type; RTCP feedback arriving on that socket goes to the track's core
+with its payload type (or where ``config.media_route`` sends it instead, e.g. a network emulator in
+front of the node); RTCP feedback arriving on that socket goes to the track's core
 (``PublisherTrack``), and what it returns (retransmissions) is sent at once. Everything
 per-packet lives in the cores; this file only moves datagrams and keeps time.
 
@@ -16,7 +17,7 @@ per-packet lives in the cores; this file only moves datagrams and keeps time.
   free for feedback and audio; a keyframe requested by PLI/FIR is forced on the next frame that
   starts encoding after the request.
 - RTCP SR + SDES for each track every second.
-- Datagrams from other hosts than the node's are ignored. ``close()`` stops everything at once
+- Datagrams from other hosts than the one a track sends to are ignored. ``close()`` stops everything at once
   (synchronous, idempotent); ``wait_closed()`` waits for the worker thread to finish its frame
   and release the encoder and the source.
 """
@@ -36,7 +37,7 @@ from ..types import PublisherConfig, PublisherStats
 from .av_codecs import AudioEncoder, VideoEncoder
 from .publisher_track import PublisherTrack
 from .sources import open_sources
-from .udp import REPORT_INTERVAL, UdpProtocol, guard, local_address_for, media_host, resolve
+from .udp import REPORT_INTERVAL, UdpProtocol, guard, local_address_for, media_host, resolve, route
 
 __all__ = ["MediaPublisher", "PAYLOAD_TYPES"]
 
@@ -103,7 +104,6 @@ class MediaPublisher:
             return
         loop = asyncio.get_running_loop()
         host = self._host = await resolve(media_host(str(media.get("host") or ""), server_url))
-        local, family = local_address_for(host)
         for t in media.get("tracks") or []:
             kind = t.get("kind")
             if kind == "video" and self._video_encoder is not None:
@@ -114,7 +114,8 @@ class MediaPublisher:
                 continue
             core = PublisherTrack(codec, int(t.get("payload_type") or PAYLOAD_TYPES[codec.value]),
                                   secrets.randbits(32) or 1, secrets.randbits(16))
-            track = _Track(kind, core, (host, int(t["port"])))
+            track = _Track(kind, core, await route(self.config.media_route, kind, (host, int(t["port"]))))
+            local, family = local_address_for(track.remote[0])
             track.transport, _ = await loop.create_datagram_endpoint(
                 lambda tr=track: UdpProtocol(lambda data, addr: self._on_datagram(tr, data, addr)),
                 local_addr=(local, 0), family=family)
@@ -131,7 +132,7 @@ class MediaPublisher:
     # -- the loops ------------------------------------------------------------------------------
 
     def _on_datagram(self, track: _Track, data: bytes, addr) -> None:
-        if addr[0] != self._host or not is_rtcp(data):
+        if addr[0] != track.remote[0] or not is_rtcp(data):
             self.foreign += 1
             return
         loop = asyncio.get_running_loop()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import socket
 from urllib.parse import urlsplit
 
 log = logging.getLogger("sfu.client.media")
 
-__all__ = ["REPORT_INTERVAL", "UdpProtocol", "guard", "local_address_for", "media_host", "resolve"]
+__all__ = ["REPORT_INTERVAL", "UdpProtocol", "guard", "local_address_for", "media_host", "resolve", "route"]
 
 REPORT_INTERVAL = 1.0  # seconds between RTCP reports (SR from publishers, RR from players)
 
@@ -29,6 +30,18 @@ async def resolve(host: str) -> str:
     if not infos:
         raise OSError(f"cannot resolve {host!r}")
     return infos[0][4][0]
+
+
+async def route(media_route, kind: str, addr: tuple[str, int]) -> tuple[str, int]:
+    """Where a track sends: `addr` (the node's), or what `media_route(kind, addr)` says instead
+    (a plain value or an awaitable), its host resolved to an IP address."""
+    if media_route is None:
+        return addr
+    routed = media_route(kind, addr)
+    if inspect.isawaitable(routed):
+        routed = await routed
+    host, port = routed
+    return await resolve(str(host)), int(port)
 
 
 def local_address_for(host: str) -> tuple[str, int]:
