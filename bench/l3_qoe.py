@@ -87,8 +87,8 @@ def scenarios(cap_bps: float, cap_queue_s: float) -> dict[str, Scenario]:
 class NodeProc:
     """bench/qoe_node.py (sfu.node.Node on uvloop, as `sfu serve` runs it); counters on SIGUSR1."""
 
-    def __init__(self, procs: Procs, tmp: Path, name: str) -> None:
-        self.procs, self.tmp, self.name = procs, tmp, name
+    def __init__(self, procs: Procs, tmp: Path, name: str, sfu_root: Path = ROOT) -> None:
+        self.procs, self.tmp, self.name, self.sfu_root = procs, tmp, name, sfu_root
         self.proc: subprocess.Popen | None = None
         self.stats_path = tmp / f"node-{name}-stats.json"
         self.log_path = tmp / f"node-{name}.log"
@@ -99,10 +99,10 @@ class NodeProc:
         cfg = self.tmp / f"node-{self.name}.toml"
         cfg.write_text(f'[[apps]]\napp_id = {APP_ID}\nsecret = "{SECRET}"\n\n[node]\nhost = "127.0.0.1"\n'
                        f'rtp_ports = "{base}-{base + 199}"\n', encoding="utf-8")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(self.sfu_root), os.environ.get("PYTHONPATH")]))}
         with open(self.log_path, "w") as log:
             self.proc = self.procs.start([sys.executable, str(HERE / "qoe_node.py"), "--config", str(cfg),
-                                          "--stats", str(self.stats_path)],
+                                          "--stats", str(self.stats_path), "--sfu-root", str(self.sfu_root)],
                                          cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
         ready, _, _ = select.select([self.proc.stdout], [], [], 30)
         line = self.proc.stdout.readline() if ready else b""
@@ -226,7 +226,7 @@ async def run_scenario(sc: Scenario, args: argparse.Namespace, procs: Procs, tmp
     def link(up: dict, down: dict, tap=None) -> ImpairedLink:
         return ImpairedLink(NetEm(seeds.randrange(1 << 31), **up), NetEm(seeds.randrange(1 << 31), **down), tap=tap)
 
-    node = NodeProc(procs, tmp, sc.name)
+    node = NodeProc(procs, tmp, sc.name, args.sfu_root.resolve())
     ws_url = node.start()
     cpu0 = node.cpu_seconds()
     stream = StreamLog(PAYLOAD_TYPES["VP8"])
@@ -480,6 +480,8 @@ def parse_args(argv: list[str] | None, names: list[str]) -> argparse.Namespace:
     p.add_argument("--cap-kbps", type=float, default=None,
                    help="the capped downlink's rate (default 60%% of the video bitrate + 32 kbit/s of audio)")
     p.add_argument("--cap-queue-ms", type=float, default=500.0, help="its bottleneck queue, ms at its rate (500)")
+    p.add_argument("--sfu-root", type=Path, default=ROOT,
+                   help="run the node from this source tree (default: this checkout; the clients always are)")
     p.add_argument("--quick", action="store_true", help="3 s windows, 1 s warm-up (a smoke run, not a measurement)")
     p.add_argument("--json", metavar="FILE", help="write the results here")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the table")
@@ -517,7 +519,8 @@ async def amain(args, catalogue: dict[str, Scenario], cap_bps: float) -> dict:
             procs.end_all()
     report["machine"]["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
     report["machine"]["seconds"] = round(time.monotonic() - t_start, 1)
-    report["settings"] = {k: v for k, v in vars(args).items() if k not in ("json", "quiet")}
+    report["settings"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                          if k not in ("json", "quiet")}
     report["settings"].update(cap_bps=cap_bps, budget_ms=BUDGET_S * 1000, stall_ms=STALL_S * 1000)
     report["verdict"] = verdict(report)
     return report

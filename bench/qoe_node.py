@@ -4,8 +4,9 @@ jitter buffer, NACK generator, keyframe requests; players' paths) as JSON to `--
 aside, then renamed: the file appears whole); SIGTERM/SIGINT stop it. The bench reads the
 counters there: the node has no metrics endpoint to read them from yet.
 
-    python bench/qoe_node.py --config node.toml --stats stats.json
-    (prints one JSON line {"ws_url": ..., "pid": ...} once listening)
+    python bench/qoe_node.py --config node.toml --stats stats.json [--sfu-root DIR]
+    (prints one JSON line {"ws_url": ..., "pid": ...} once listening; --sfu-root: import the node
+    from that source tree, e.g. an exported older commit, to compare)
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 
 def _quantiles(values: list[float]) -> dict | None:
@@ -89,7 +88,9 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", required=True)
     p.add_argument("--stats", required=True)
+    p.add_argument("--sfu-root", default=str(ROOT))
     args = p.parse_args()
+    sys.path.insert(0, str(Path(args.sfu_root).resolve()))
     import uvloop
 
     return uvloop.run(run(args.config, args.stats))
