@@ -2,7 +2,7 @@
 process of its own. On SIGUSR1 it writes what its media cores counted (router, publisher tracks:
 jitter buffer, NACK generator, keyframe requests; players' paths) as JSON to `--stats` (written
 aside, then renamed: the file appears whole); SIGTERM/SIGINT stop it. The bench reads the
-counters there: the node has no metrics endpoint to read them from yet.
+counters there, finer-grained than /metrics (per track and per player path).
 
     python bench/qoe_node.py --config node.toml --stats stats.json [--sfu-root DIR]
     (prints one JSON line {"ws_url": ..., "pid": ...} once listening; --sfu-root: import the node
@@ -39,7 +39,7 @@ def media_stats(router) -> dict:
             "target_delay_s": j.target_delay, "jitter_s": j.jitter, "rtt_s": j.rtt,
             "release_delay_s": _quantiles(j.take_delay_samples()),
             "nack": dict(t.nack.counters), "keyframe_requests": dict(t.requester.counters),
-            "keyframe_request_reasons": dict(t.requester.reasons), "history": dict(t.history.counters),
+            "keyframe_request_reasons": dict(t.requester.reasons),
         }
         rtt = getattr(t, "rtt", None)  # a measured RTT toward the publisher, where the node has one
         if rtt is not None and hasattr(rtt, "stats"):

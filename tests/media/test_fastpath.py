@@ -276,7 +276,7 @@ def test_the_compiled_fast_path_matches_the_reference(first, steps):
         for t, result in zip(tracks, results):
             if step[0] == "rtp":
                 result.append(("rtp", t.ingest(data, addrs[step[4]], now), t.take_out(), t.last_ext, t.last_flags,
-                               t.slow_prev, t.newest, t.bound))
+                               t.slow_prev, t.newest, t.bound, round(t.packet_jitter, 12)))
             elif step[0] == "junk":
                 result.append(("junk", t.ingest(step[1], PUB, now), t.take_out()))
             elif step[0] == "load":
