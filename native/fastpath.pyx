@@ -16,6 +16,7 @@ from libc.errno cimport EAGAIN, EINTR, errno
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memset
+from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
 from rtp_header cimport RTP_OK, rtp_fields, rtp_is_rtcp, rtp_parse, rtp_read_u16, rtp_write_u16, rtp_write_u32
 
@@ -44,6 +45,15 @@ cdef extern from "<sys/socket.h>" nogil:
     struct mmsghdr:
         msghdr msg_hdr
         unsigned int msg_len
+    struct cmsghdr:
+        size_t cmsg_len
+        int cmsg_level
+        int cmsg_type
+    cmsghdr* CMSG_FIRSTHDR(msghdr* m)
+    cmsghdr* CMSG_NXTHDR(msghdr* m, cmsghdr* c)
+    unsigned char* CMSG_DATA(cmsghdr* c)
+    int SOL_SOCKET, SO_TIMESTAMPNS, SCM_TIMESTAMPNS
+    int setsockopt(int fd, int level, int name, const void* value, socklen_t length)
     int recvmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags, void* timeout)
     int sendmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags)
     int AF_INET, AF_INET6, MSG_DONTWAIT, MSG_TRUNC
@@ -74,6 +84,7 @@ cdef extern from "<arpa/inet.h>" nogil:
 DEF RX_BATCH = 64        # datagrams per recvmmsg (the reference's RECV_BATCH)
 DEF RX_SIZE = 2048       # bytes per receive buffer
 DEF TX_BATCH = 1024      # messages per sendmmsg (UIO_MAXIOV)
+DEF RX_CONTROL = 64      # bytes of ancillary data per received datagram (its kernel timestamp)
 
 cdef enum:
     EV_NONE = 0
@@ -480,6 +491,8 @@ cdef class FastTrack:
     cdef mmsghdr _rx_msgs[RX_BATCH]
     cdef iovec _rx_iov[RX_BATCH]
     cdef sockaddr_storage _rx_addr[RX_BATCH]
+    cdef unsigned char _rx_control[RX_BATCH][RX_CONTROL]
+    cdef double _rx_arrival[RX_BATCH]
     cdef int _rx_count
     cdef int _rx_pos
     # send queue
@@ -842,12 +855,27 @@ cdef class FastTrack:
         self._flush()
         return event
 
+    def enable_timestamps(self, sock):
+        """Have the kernel stamp each datagram `sock` receives (SO_TIMESTAMPNS): `pump` then takes a
+        packet's arrival from when it reached the socket, not from when the node got round to it."""
+        cdef int on = 1
+        if setsockopt(sock.fileno(), SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on)) != 0:
+            raise OSError(errno, "setsockopt(SO_TIMESTAMPNS) failed")
+
     def pump(self, sock, double now):
         """Read from `sock` (recvmmsg, non-blocking) until a datagram needs the caller (its event),
-        or the socket is drained or RX_BATCH were read since the call (EV_NONE)."""
+        or the socket is drained or RX_BATCH were read since the call (EV_NONE). A datagram's
+        arrival is its kernel timestamp (`enable_timestamps`) on the caller's clock (`now` is the
+        caller's time for this call), never later than `now`; without one, `now`."""
         cdef int fd = sock.fileno()
         cdef int i, r, event, budget = RX_BATCH
         cdef mmsghdr* m
+        cdef cmsghdr* c
+        cdef timespec wall
+        cdef timespec* stamp
+        cdef double offset, arrival
+        clock_gettime(CLOCK_REALTIME, &wall)
+        offset = now - (wall.tv_sec + wall.tv_nsec * 1e-9)  # the caller's clock minus the wall clock
         while budget > 0:
             if self._rx_pos >= self._rx_count:
                 for i in range(RX_BATCH):
@@ -857,6 +885,8 @@ cdef class FastTrack:
                     m.msg_hdr.msg_namelen = sizeof(sockaddr_storage)
                     m.msg_hdr.msg_iov = &self._rx_iov[i]
                     m.msg_hdr.msg_iovlen = 1
+                    m.msg_hdr.msg_control = self._rx_control[i]
+                    m.msg_hdr.msg_controllen = RX_CONTROL
                 r = recvmmsg(fd, self._rx_msgs, budget, MSG_DONTWAIT, NULL)
                 if r <= 0:
                     if r < 0 and errno != EAGAIN and errno != EINTR:
@@ -866,6 +896,19 @@ cdef class FastTrack:
                 self._rx_count = r
                 self._rx_pos = 0
                 budget -= r
+                for i in range(r):
+                    arrival = now
+                    m = &self._rx_msgs[i]
+                    c = CMSG_FIRSTHDR(&m.msg_hdr)
+                    while c != NULL:
+                        if c.cmsg_level == SOL_SOCKET and c.cmsg_type == SCM_TIMESTAMPNS:
+                            stamp = <timespec*>CMSG_DATA(c)
+                            arrival = stamp.tv_sec + stamp.tv_nsec * 1e-9 + offset
+                            if arrival > now:
+                                arrival = now
+                            break
+                        c = CMSG_NXTHDR(&m.msg_hdr, c)
+                    self._rx_arrival[i] = arrival
             while self._rx_pos < self._rx_count:
                 i = self._rx_pos
                 self._rx_pos += 1
@@ -875,7 +918,8 @@ cdef class FastTrack:
                     self._counters[K_BYTES_IN] += m.msg_len
                     self._counters[K_MALFORMED] += 1
                     continue
-                event = self._ingest(self._rx + i * RX_SIZE, m.msg_len, &self._rx_addr[i], None, now)
+                event = self._ingest(self._rx + i * RX_SIZE, m.msg_len, &self._rx_addr[i], None,
+                                     self._rx_arrival[i])
                 if event != EV_NONE:
                     self._flush()
                     return event

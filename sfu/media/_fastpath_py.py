@@ -38,6 +38,8 @@ without one, collect in a list that ``take_out`` drains: [(0, datagram, addr)] (
 from __future__ import annotations
 
 import socket
+import struct
+import time
 from dataclasses import dataclass
 
 from sfu.media.codecs import Codec, PayloadError, inspect_payload
@@ -54,7 +56,8 @@ GATE_NONE, GATE_CLOSED, GATE_OPEN = -1, 0, 1
 COUNTERS = ("packets_in", "bytes_in", "packets_out", "bytes_out", "malformed", "unbound_source",
             "bad_payload", "unsent", "rtp_packets")
 JITTER_DISCONTINUITY = 1.0  # seconds of transit change taken as a discontinuity (sfu.media.jitter's rule)
-RECV_BATCH = 64  # datagrams per pump() read, then the caller's loop gets a turn
+RECV_BATCH = 64
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's value (SCM_TIMESTAMPNS is the same)  # datagrams per pump() read, then the caller's loop gets a turn
 
 
 @dataclass(slots=True)
@@ -273,17 +276,31 @@ class FastTrack:
         if abs(d) < JITTER_DISCONTINUITY:  # a jump in the sender's timestamps is not jitter
             self.packet_jitter += (abs(d) - self.packet_jitter) / 16
 
+    def enable_timestamps(self, sock: socket.socket) -> None:
+        """Have the kernel stamp each datagram `sock` receives (SO_TIMESTAMPNS): `pump` then takes a
+        packet's arrival from when it reached the socket, not from when the node got round to it."""
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+
     def pump(self, sock: socket.socket, now: float) -> int:
         """Read datagrams from `sock` (non-blocking) until one needs the caller (its event is
-        returned), the socket is drained, or RECV_BATCH were read (EV_NONE for both)."""
+        returned), the socket is drained, or RECV_BATCH were read (EV_NONE for both). A datagram's
+        arrival is its kernel timestamp (`enable_timestamps`) on the caller's clock (`now` is the
+        caller's time for this call), never later than `now`; without one, `now`."""
+        offset = now - time.clock_gettime(time.CLOCK_REALTIME)  # the caller's clock minus the wall clock
         for _ in range(RECV_BATCH):
             try:
-                data, addr = sock.recvfrom(65535)
+                data, ancillary, _flags, addr = sock.recvmsg(65535, 64)
             except (BlockingIOError, InterruptedError):
                 return EV_NONE
             except OSError:  # e.g. ICMP port unreachable reported on the socket
                 continue
-            event = self.ingest(data, addr, now)
+            arrival = now
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
+                    sec, nsec = struct.unpack("@qq", value[:16])
+                    arrival = min(now, sec + nsec * 1e-9 + offset)
+                    break
+            event = self.ingest(data, addr, arrival)
             if event != EV_NONE:
                 return event
         return EV_NONE

@@ -136,10 +136,12 @@ class MediaEndpoint:
                 ports[tid] = socks[0].getsockname()[1]
                 self._tracks[tid] = (ports[tid], socks)
                 track = self.router.track(tid)
+                for sock in socks:
+                    if track is not None:
+                        track.fast.enable_timestamps(sock)  # arrivals from the kernel: L3 sees the network's jitter, not ours
+                    self.loop.add_reader(sock.fileno(), self._readable, tid, sock)
                 if track is not None:
                     track.fast.output = self._out
-                for sock in socks:
-                    self.loop.add_reader(sock.fileno(), self._readable, tid, sock)
         except SfuError:
             self.close_tracks(list(ports))
             raise

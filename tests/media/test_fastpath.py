@@ -1,7 +1,9 @@
 """FastTrack (sfu/media/_fastpath_py.py's rules): the same cases against the Python reference and
 the compiled one, then differential property tests feeding both the same inputs."""
 
+import select
 import socket
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -240,6 +242,24 @@ def test_pump_reads_a_socket_and_sends_on_another(FastTrack):
                 pass
         assert got == list(range(1, 101))
         assert t.take_player_stats() == [(0, 100, 100 * 33, 100 * 21, 110, 110, 2.0, 0, 0, 0, 0)]
+
+
+def test_pump_takes_arrival_from_the_kernel_timestamp(FastTrack):
+    """A datagram that waited in the socket arrives when the kernel got it, on the caller's clock."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as pub:
+        rx.bind(("127.0.0.1", 0))
+        pub.bind(("127.0.0.1", 0))
+        rx.setblocking(False)
+        t = FastTrack("VP8")
+        t.enable_timestamps(rx)
+        before = time.monotonic()
+        pub.sendto(rtp(10, payload=KEY), rx.getsockname())
+        select.select([rx], [], [], 5)
+        time.sleep(0.05)  # it waits in the socket, as behind a busy node
+        waited = time.monotonic() - before
+        assert t.pump(rx, 100.0) == EV_RTP
+        assert 100.0 - waited - 0.005 <= t.last_arrival <= 100.0 - 0.045
 
 
 # ----- differential: the same inputs into both, the same outputs ----------------------------------
