@@ -74,6 +74,9 @@ cdef extern from "<netinet/in.h>" nogil:
         in6_addr sin6_addr
         uint32_t sin6_scope_id
 
+cdef extern from "<netinet/in.h>" nogil:
+    int IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO
+
 cdef extern from "<arpa/inet.h>" nogil:
     int inet_pton(int af, const char* src, void* dst)
     const char* inet_ntop(int af, const void* src, char* dst, socklen_t size)
@@ -377,6 +380,14 @@ cdef int _inspect(int codec, const unsigned char* p, Py_ssize_t n) noexcept nogi
     if codec == C_AV1:
         return _av1(p, n)
     return F_KEYFRAME | F_FRAME_START if n > 0 else BAD_PAYLOAD
+
+
+def dont_fragment(sock):
+    """Set DF on an IPv4 UDP socket's datagrams (IP_MTU_DISCOVER = IP_PMTUDISC_DO): media is sized
+    for the path and never fragmented, and the kernel skips picking an IP ID per datagram."""
+    cdef int value = IP_PMTUDISC_DO
+    if setsockopt(sock.fileno(), IPPROTO_IP, IP_MTU_DISCOVER, &value, sizeof(value)) != 0:
+        raise OSError(errno, "setsockopt(IP_MTU_DISCOVER) failed")
 
 
 def inspect_flags(str codec, bytes payload):

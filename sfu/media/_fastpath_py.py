@@ -60,6 +60,13 @@ RECV_BATCH = 64
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's value (SCM_TIMESTAMPNS is the same)  # datagrams per pump() read, then the caller's loop gets a turn
 
 
+def dont_fragment(sock: socket.socket) -> None:
+    """Set DF on an IPv4 UDP socket's datagrams (IP_MTU_DISCOVER = IP_PMTUDISC_DO): media is sized
+    for the path and never fragmented, and the kernel skips picking an IP ID per datagram."""
+    sock.setsockopt(socket.IPPROTO_IP, getattr(socket, "IP_MTU_DISCOVER", 10),  # Linux's values
+                    getattr(socket, "IP_PMTUDISC_DO", 2))
+
+
 @dataclass(slots=True)
 class StoredPacket:
     ext_seq: int

@@ -14,6 +14,7 @@ import logging
 import socket
 
 from sfu.errors import ErrorCode, SfuError
+from sfu.media.fastpath import dont_fragment
 from sfu.media.router import SHARED, KINDS, Router, TrackSpec
 
 log = logging.getLogger("sfu.media")
@@ -120,6 +121,8 @@ class MediaEndpoint:
         except SfuError as e:
             raise OSError(0, e.message) from None
         self.port = sock.getsockname()[1]
+        if self._family == socket.AF_INET:
+            dont_fragment(sock)
         self._out = sock.dup()  # the same socket: the fast paths send on it directly
         self.shared, _ = await self.loop.create_datagram_endpoint(lambda: _Protocol(self, SHARED), sock=sock)
 
