@@ -20,7 +20,8 @@ from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
 from rtp_header cimport RTP_OK, rtp_fields, rtp_is_rtcp, rtp_parse, rtp_read_u16, rtp_write_u16, rtp_write_u32
 
-from sfu.media._fastpath_py import COUNTERS, JITTER_DISCONTINUITY, StoredPacket
+from sfu.media._fastpath_py import COUNTERS, StoredPacket
+from sfu.media.jitter import _DISCONTINUITY as JITTER_DISCONTINUITY  # interarrival_jitter's rule
 from sfu.media.codecs import Codec
 
 

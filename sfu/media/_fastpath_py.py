@@ -43,6 +43,7 @@ import time
 from dataclasses import dataclass
 
 from sfu.media.codecs import Codec, PayloadError, inspect_payload
+from sfu.media.jitter import interarrival_jitter
 from sfu.rtp._header_py import RtpParseError, is_rtcp, parse_rtp
 
 __all__ = ["EV_NONE", "EV_RTCP", "EV_RTP", "F_DROPPABLE", "F_FRAME_START", "F_KEYFRAME", "F_LATE",
@@ -55,7 +56,6 @@ GATE_NONE, GATE_CLOSED, GATE_OPEN = -1, 0, 1
 # the order of take_counters()
 COUNTERS = ("packets_in", "bytes_in", "packets_out", "bytes_out", "malformed", "unbound_source",
             "bad_payload", "unsent", "rtp_packets")
-JITTER_DISCONTINUITY = 1.0  # seconds of transit change taken as a discontinuity (sfu.media.jitter's rule)
 RECV_BATCH = 64
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's value (SCM_TIMESTAMPNS is the same)  # datagrams per pump() read, then the caller's loop gets a turn
 
@@ -274,14 +274,7 @@ class FastTrack:
 
     def _sample_jitter(self, now: float, ts: int) -> None:
         last, self._jitter_last = self._jitter_last, (now, ts)
-        if last is None:
-            return
-        dts = (ts - last[1]) & 0xFFFFFFFF
-        if dts >= 0x80000000:
-            dts -= 0x100000000
-        d = (now - last[0]) - dts / self.clock_rate
-        if abs(d) < JITTER_DISCONTINUITY:  # a jump in the sender's timestamps is not jitter
-            self.packet_jitter += (abs(d) - self.packet_jitter) / 16
+        self.packet_jitter = interarrival_jitter(self.packet_jitter, last, now, ts, self.clock_rate)
 
     def enable_timestamps(self, sock: socket.socket) -> None:
         """Have the kernel stamp each datagram `sock` receives (SO_TIMESTAMPNS): `pump` then takes a

@@ -20,9 +20,8 @@ Rules (DESIGN.md §2, "The L3 timeline"):
 3. Jitter. One sample per frame: the first packet to arrive of each frame, unless it is a
    retransmission. RFC 3550 §6.4.1 in seconds: D = (a_j - a_i) - (ts_j - ts_i) / clock_rate,
    J += (|D| - J) / 16. A |D| of `_DISCONTINUITY` (1 s) or more is a restart or timestamp jump,
-   not jitter: it only moves the reference. `packet_jitter` is the same estimate over every
-   packet that is not a retransmission, consecutive in arrival order (packets of one frame
-   included): how far the network spreads and reorders packets, e.g. for a NACK reorder delay.
+   not jitter: it only moves the reference (`interarrival_jitter`, which the FastTrack also uses
+   over every packet, for the NACK reorder delay).
 4. Target delay. desired = clamp(jitter_factor * J + repair + margin, min_delay, max_delay),
    margin 10 ms, where repair = wait + repair_rounds * rtt with rtt_allowance (else 0), from
    `set_rtt(rtt, wait)`: rtt is how long a NACK's answer may take (never below `rtt_floor`, 0 by
@@ -137,6 +136,20 @@ def _order_of(frame: _Pending) -> int:
     return frame.order
 
 
+def interarrival_jitter(estimate: float, last: tuple[float, int] | None, arrival: float, timestamp: int,
+                       clock_rate: int) -> float:
+    """RFC 3550 §6.4.1 in seconds: the estimate after a packet (`arrival`, 32-bit `timestamp`) that
+    follows `last` (arrival, timestamp; None: the first). A jump of `_DISCONTINUITY` or more is a
+    restart, not jitter: the estimate stays."""
+    if last is None:
+        return estimate
+    dts = (timestamp - last[1]) & 0xFFFFFFFF
+    if dts >= 0x80000000:
+        dts -= 0x100000000
+    d = abs((arrival - last[0]) - dts / clock_rate)
+    return estimate + (d - estimate) / 16 if d < _DISCONTINUITY else estimate
+
+
 class JitterBuffer:
     def __init__(self, clock_rate: int, *, min_delay: float = 0.02, max_delay: float = 0.5,
                  rtt_allowance: bool = True, jitter_factor: float = 3.0, audio: bool = False,
@@ -156,14 +169,12 @@ class JitterBuffer:
         self.audio, self.margin, self.decay = audio, margin, decay
         self.max_frames, self.max_packets = max_frames, max_packets
         self.jitter = 0.0  # seconds, RFC 3550 estimate
-        self.packet_jitter = 0.0  # seconds, the same over every original packet
         self.rtt = 0.0
         self.wait = 0.0
         self.rtt_floor = rtt_floor
         self.repair_rounds = repair_rounds
         self.repair_quantile = repair_quantile
         self.repair_min_frames = repair_min_frames
-        self._last_packet: tuple[float, int] | None = None  # (arrival, timestamp), for packet_jitter
         self._lateness: dict[int, _Lateness] = {}  # by timestamp, frames first seen within max_delay
         self._lateness_order: deque[int] = deque()  # their timestamps, by first arrival
         self.needed_delays: deque[float] = deque(maxlen=repair_window)
@@ -207,8 +218,6 @@ class JitterBuffer:
     def push(self, packet: MediaPacket, now: float) -> None:
         self.counters["packets"] += 1
         seq, ts = packet.ext_seq, packet.timestamp
-        if not packet.is_retransmission:
-            self._sample_packet_jitter(packet)
         if self.repair_quantile is not None:
             self._note_lateness(seq, ts, now)
         frame = self._frames.get(ts)
@@ -253,25 +262,7 @@ class JitterBuffer:
 
     def _sample_jitter(self, packet: MediaPacket) -> None:
         last, self._last_sample = self._last_sample, (packet.arrival, packet.timestamp)
-        if last is None:
-            return
-        dts = (packet.timestamp - last[1]) & 0xFFFFFFFF
-        if dts >= 0x80000000:
-            dts -= 0x100000000
-        d = (packet.arrival - last[0]) - dts / self.clock_rate
-        if abs(d) < _DISCONTINUITY:
-            self.jitter += (abs(d) - self.jitter) / 16
-
-    def _sample_packet_jitter(self, packet: MediaPacket) -> None:
-        last, self._last_packet = self._last_packet, (packet.arrival, packet.timestamp)
-        if last is None:
-            return
-        dts = (packet.timestamp - last[1]) & 0xFFFFFFFF
-        if dts >= 0x80000000:
-            dts -= 0x100000000
-        d = (packet.arrival - last[0]) - dts / self.clock_rate
-        if abs(d) < _DISCONTINUITY:
-            self.packet_jitter += (abs(d) - self.packet_jitter) / 16
+        self.jitter = interarrival_jitter(self.jitter, last, packet.arrival, packet.timestamp, self.clock_rate)
 
     def _note_lateness(self, seq: int, ts: int, now: float) -> None:
         """Rule 4's needed delay: commit the frames first seen max_delay ago, then note this packet."""

@@ -53,7 +53,7 @@ def test_a_reorder_delay_from_jitter_spares_most_needless_nacks(seed: int) -> No
         arrived = {seq for _, seq in arrivals}
         jitter, last, asked = 0.0, None, set()
         for when, seq in arrivals:
-            if last is not None:  # RFC 3550 over arrival order, as the jitter buffer's packet_jitter
+            if last is not None:  # RFC 3550 over arrival order, as the FastTrack's packet_jitter
                 d = (when - last[0]) - (seq - last[1]) * 0.002
                 jitter += (abs(d) - jitter) / 16
             last = (when, seq)
