@@ -879,8 +879,15 @@ cdef class FastTrack:
         or the socket is drained or RX_BATCH were read since the call (EV_NONE). A datagram's
         arrival is its kernel timestamp (`enable_timestamps`) on the caller's clock (`now` is the
         caller's time for this call), never later than `now`; without one, `now`."""
-        cdef int fd = sock.fileno()
+        return self._pump(sock.fileno(), now)
+
+    cdef int _pump(self, int fd, double now) except -1:
+        # A recvmmsg that returned fewer datagrams than asked for found the socket drained: once
+        # they are handled the call ends, without a read that would most likely find nothing (the
+        # event loop is level-triggered: it calls again for what came since). One system call less
+        # per wake-up.
         cdef int i, r, event, budget = RX_BATCH
+        cdef bint drained = False
         cdef mmsghdr* m
         cdef cmsghdr* c
         cdef timespec wall
@@ -890,6 +897,8 @@ cdef class FastTrack:
         offset = now - (wall.tv_sec + wall.tv_nsec * 1e-9)  # the caller's clock minus the wall clock
         while budget > 0:
             if self._rx_pos >= self._rx_count:
+                if drained:
+                    break
                 for i in range(RX_BATCH):
                     m = &self._rx_msgs[i]
                     memset(m, 0, sizeof(mmsghdr))
@@ -907,6 +916,7 @@ cdef class FastTrack:
                     break
                 self._rx_count = r
                 self._rx_pos = 0
+                drained = r < budget
                 budget -= r
                 for i in range(r):
                     arrival = now
@@ -1039,3 +1049,30 @@ cdef class FastTrack:
                 self._counters[K_UNSENT] += 1  # this one failed (e.g. an unreachable address): skip it
                 sent += 1
         self._tx_count = 0
+
+
+# ----- the event loop's reader ---------------------------------------------------------------------
+
+cdef class Reader:
+    """A publisher track socket's callback for the event loop (`loop.add_reader(fd, reader)`): it
+    pumps the socket with the clock's time and calls `slow(event, now)` only for a datagram that
+    needs Python (the caller then pumps on until EV_NONE). A wake-up whose datagrams the fast path
+    handled alone runs no Python code."""
+    cdef readonly FastTrack fast
+    cdef readonly object sock
+    cdef object _clock
+    cdef object _slow
+    cdef int _fd
+
+    def __init__(self, FastTrack fast, sock, clock, slow):
+        self.fast = fast
+        self.sock = sock
+        self._fd = sock.fileno()
+        self._clock = clock
+        self._slow = slow
+
+    def __call__(self):
+        cdef double now = self._clock()
+        cdef int event = self.fast._pump(self._fd, now)
+        if event != EV_NONE:
+            self._slow(event, now)

@@ -47,7 +47,7 @@ from sfu.media.jitter import interarrival_jitter
 from sfu.rtp._header_py import RtpParseError, is_rtcp, parse_rtp
 
 __all__ = ["EV_NONE", "EV_RTCP", "EV_RTP", "F_DROPPABLE", "F_FRAME_START", "F_KEYFRAME", "F_LATE",
-           "F_MARKER", "MODE_L3", "MODE_RTC", "FastTrack", "StoredPacket", "COUNTERS"]
+           "F_MARKER", "MODE_L3", "MODE_RTC", "FastTrack", "Reader", "StoredPacket", "COUNTERS"]
 
 EV_NONE, EV_RTP, EV_RTCP = 0, 1, 2
 F_MARKER, F_KEYFRAME, F_FRAME_START, F_DROPPABLE, F_LATE = 1, 2, 4, 8, 16
@@ -351,3 +351,21 @@ class FastTrack:
             c["unsent"] += 1
         except OSError:
             c["unsent"] += 1
+
+
+class Reader:
+    """A publisher track socket's callback for the event loop (`loop.add_reader(fd, reader)`): it
+    pumps the socket with the clock's time and calls `slow(event, now)` only for a datagram that
+    needs Python (the caller then pumps on until EV_NONE). A wake-up whose datagrams the fast path
+    handled alone calls nothing else."""
+
+    __slots__ = ("_clock", "_slow", "fast", "sock")
+
+    def __init__(self, fast: FastTrack, sock: socket.socket, clock, slow) -> None:
+        self.fast, self.sock, self._clock, self._slow = fast, sock, clock, slow
+
+    def __call__(self) -> None:
+        now = self._clock()
+        event = self.fast.pump(self.sock, now)
+        if event != EV_NONE:
+            self._slow(event, now)

@@ -2,19 +2,21 @@
 
 Ports come from the node's range. Sockets are bound synchronously (so a reply can carry the port
 at once) and watched by the event loop right after; what arrives in between waits in the kernel.
-A publisher track's sockets are read by its fast path (`Router.pump`: recvmmsg in the compiled
-one), which sends to players itself from the shared socket (sendmmsg); the shared socket's own
-input (players' RTCP) goes through an asyncio transport.
+A publisher track's sockets are read by its fast path (a `Reader` is the event loop's callback:
+recvmmsg in the compiled one), which sends to players itself from the shared socket (sendmmsg);
+Python runs only for the datagrams it leaves to the track (`Router.resume`). The shared socket's
+own input (players' RTCP) goes through an asyncio transport.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
 
 from sfu.errors import ErrorCode, SfuError
-from sfu.media.fastpath import dont_fragment
+from sfu.media.fastpath import Reader, dont_fragment
 from sfu.media.router import SHARED, KINDS, Router, TrackSpec
 
 log = logging.getLogger("sfu.media")
@@ -135,23 +137,25 @@ class MediaEndpoint:
         ports = {}
         try:
             for tid in track_ids:
+                track = self.router.track(tid)
+                if track is None:
+                    raise ValueError(f"track {tid} is not the Router's")
                 socks = self._bind(pair=True)
                 ports[tid] = socks[0].getsockname()[1]
                 self._tracks[tid] = (ports[tid], socks)
-                track = self.router.track(tid)
                 for sock in socks:
-                    if track is not None:
-                        track.fast.enable_timestamps(sock)  # arrivals from the kernel: L3 sees the network's jitter, not ours
-                    self.loop.add_reader(sock.fileno(), self._readable, tid, sock)
-                if track is not None:
-                    track.fast.output = self._out
+                    track.fast.enable_timestamps(sock)  # arrivals from the kernel: L3 sees the network's jitter, not ours
+                    # the fast path reads the socket; Python runs only for what it leaves to the track
+                    self.loop.add_reader(sock.fileno(), Reader(track.fast, sock, self.loop.time,
+                                                               functools.partial(self._resume, tid, sock)))
+                track.fast.output = self._out
         except SfuError:
             self.close_tracks(list(ports))
             raise
         return ports
 
-    def _readable(self, tid: int, sock: socket.socket) -> None:
-        self.router.pump(tid, sock, self.loop.time(), self._send)
+    def _resume(self, tid: int, sock: socket.socket, event: int, now: float) -> None:
+        self.router.resume(tid, event, sock, now, self._send)
         self._arm()
 
     def close_tracks(self, track_ids: list[int]) -> None:

@@ -25,15 +25,15 @@ from sfu.media._fastpath_py import (
 )
 
 __all__ = ["COUNTERS", "EV_NONE", "EV_RTCP", "EV_RTP", "F_DROPPABLE", "F_FRAME_START", "F_KEYFRAME", "F_LATE",
-           "F_MARKER", "dont_fragment", "GATE_CLOSED", "GATE_NONE", "GATE_OPEN", "IMPLEMENTATION", "MODE_L3", "MODE_RTC", "FastTrack"]
+           "F_MARKER", "dont_fragment", "GATE_CLOSED", "GATE_NONE", "GATE_OPEN", "IMPLEMENTATION", "MODE_L3", "MODE_RTC", "FastTrack", "Reader"]
 
 if os.environ.get("SFU_NO_EXTENSIONS", "") not in ("", "0"):
-    from sfu.media._fastpath_py import FastTrack, dont_fragment
+    from sfu.media._fastpath_py import FastTrack, Reader, dont_fragment
 
     IMPLEMENTATION = "py"
 else:
     try:
-        from sfu.media._fastpath_c import FastTrack, dont_fragment
+        from sfu.media._fastpath_c import FastTrack, Reader, dont_fragment
     except ImportError as exc:
         raise ImportError(
             f"sfu.media._fastpath_c, the compiled media fast path, could not be imported ({exc}). "

@@ -57,10 +57,23 @@ class Router:
         self._new_ssrc = new_ssrc
         self._next_track = 1
         self._epochs = 0
-        self.counters: dict[str, int] = {"packets_in": 0, "bytes_in": 0, "packets_out": 0, "bytes_out": 0,
+        self._counters: dict[str, int] = {"packets_in": 0, "bytes_in": 0, "packets_out": 0, "bytes_out": 0,
                                          "nacks_received": 0, "keyframe_requests_received": 0, "unsent": 0}
-        self.dropped: dict[str, int] = {"malformed": 0, "unknown_ssrc": 0, "unbound_source": 0}
+        self._dropped: dict[str, int] = {"malformed": 0, "unknown_ssrc": 0, "unbound_source": 0}
         self.ended = MediaTotals()  # the counters of tracks and players that ended, kept for the totals
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """Node-wide traffic counters: packets/bytes in and out, NACKs and keyframe requests
+        received, unsent. What the tracks' fast paths counted since is folded in first."""
+        self._absorb_all()
+        return self._counters
+
+    @property
+    def dropped(self) -> dict[str, int]:
+        """Datagrams dropped at ingress, by reason (malformed, unknown_ssrc, unbound_source)."""
+        self._absorb_all()
+        return self._dropped
 
     # ----- the control side ------------------------------------------------------------------
 
@@ -130,6 +143,7 @@ class Router:
             track = self._tracks.pop(tid)
             track.close()
             self._player_ssrcs.pop(track.node_ssrc, None)
+            self._absorb(track)
             self.ended.retire_track(track)
         stream.tracks.clear()
         if not stream.players:
@@ -157,15 +171,21 @@ class Router:
         return max(times) if times else None
 
     def track(self, track_id: int) -> PublisherTrack | None:
-        return self._tracks.get(track_id)
+        track = self._tracks.get(track_id)
+        if track is not None:
+            self._absorb(track)
+        return track
 
     def tracks(self) -> list[PublisherTrack]:
+        """The live publisher tracks, their counters up to date."""
+        self._absorb_all()
         return list(self._tracks.values())
 
     # ----- for metrics: totals that never go down, and samples drained once -----------------
 
     def totals(self) -> dict[str, int]:
         """Node-wide media totals over live and ended tracks and players (sfu/media/totals.py)."""
+        self._absorb_all()
         players = [p.values() for s in self._streams.values() for p in s.players.values()]
         return self.ended.totals(self._tracks.values(), players)
 
@@ -184,8 +204,8 @@ class Router:
         return ssrc
 
     def _count(self, out: list[Out]) -> list[Out]:
-        self.counters["packets_out"] += len(out)
-        self.counters["bytes_out"] += sum(len(d) for _, d, _ in out)
+        self._counters["packets_out"] += len(out)
+        self._counters["bytes_out"] += sum(len(d) for _, d, _ in out)
         return out
 
     # ----- the media side ----------------------------------------------------------------------
@@ -193,17 +213,17 @@ class Router:
     def on_datagram(self, socket_key: int, data: bytes, addr: Addr, now: float) -> list[Out]:
         """One datagram in on a socket; the datagrams to send."""
         if socket_key == SHARED:
-            self.counters["packets_in"] += 1
-            self.counters["bytes_in"] += len(data)
+            self._counters["packets_in"] += 1
+            self._counters["bytes_in"] += len(data)
             if len(data) < 8:
-                self.dropped["malformed"] += 1
+                self._dropped["malformed"] += 1
                 return []
             return self._count(self._on_shared(data, addr, now))
         track = self._tracks.get(socket_key)
         if track is None:  # a port being closed
-            self.counters["packets_in"] += 1
-            self.counters["bytes_in"] += len(data)
-            self.dropped["unknown_ssrc"] += 1
+            self._counters["packets_in"] += 1
+            self._counters["bytes_in"] += len(data)
+            self._dropped["unknown_ssrc"] += 1
             return []
         event = track.fast.ingest(data, addr, now)
         slow = self._count(self._on_event(track, event, now)) if event != EV_NONE else []
@@ -217,13 +237,23 @@ class Router:
         sends its own datagrams (its track's `fast.output` is set); `send` gets the others as
         they come, so the order toward each player holds."""
         track = self._tracks.get(socket_key)
-        if track is None:
-            return
+        if track is not None:
+            self._drain(track, track.fast.pump(sock, now), sock, now, send)
+
+    def resume(self, socket_key: int, event: int, sock, now: float, send: Callable[[list[Out]], None]) -> None:
+        """`pump`, after the track's fast path (a `Reader`) returned `event` from the socket: the
+        event is handled, then the socket read on until the fast path needs Python no more."""
+        track = self._tracks.get(socket_key)
+        if track is not None:
+            self._drain(track, event, sock, now, send)
+
+    def _drain(self, track: PublisherTrack, event: int, sock, now: float, send: Callable[[list[Out]], None]) -> None:
         fast = track.fast
-        while (event := fast.pump(sock, now)) != EV_NONE:
+        while event != EV_NONE:
             out = self._on_event(track, event, now)
             if out:
                 send(self._count(out))
+            event = fast.pump(sock, now)
         self._absorb(track)
 
     def _on_event(self, track: PublisherTrack, event: int, now: float) -> list[Out]:
@@ -233,23 +263,28 @@ class Router:
         # GStreamer) send it from a second socket
         bound, addr = track.addr, track.fast.slow_addr
         if bound is not None and addr[0] != bound[0]:
-            self.dropped["unbound_source"] += 1
+            self._dropped["unbound_source"] += 1
             return []
         track.on_rtcp(track.fast.slow_data, now)
         return []
 
+    def _absorb_all(self) -> None:
+        for track in self._tracks.values():
+            self._absorb(track)
+
     def _absorb(self, track: PublisherTrack) -> None:
-        """Fold what the track's fast path counted into the Router's and the track's counters."""
+        """Fold what the track's fast path counted into the Router's and the track's counters
+        (done when Python handles the track, and before anyone reads them)."""
         (packets_in, bytes_in, packets_out, bytes_out, malformed, unbound, bad_payload, unsent,
          rtp_packets) = track.fast.take_counters()
-        c = self.counters
+        c = self._counters
         c["packets_in"] += packets_in
         c["bytes_in"] += bytes_in
         c["packets_out"] += packets_out
         c["bytes_out"] += bytes_out
         c["unsent"] += unsent
-        self.dropped["malformed"] += malformed
-        self.dropped["unbound_source"] += unbound
+        self._dropped["malformed"] += malformed
+        self._dropped["unbound_source"] += unbound
         track.counters["bad_payload"] += bad_payload
         track.counters["packets"] += rtp_packets
 
@@ -258,13 +293,13 @@ class Router:
             try:
                 ssrc = parse_rtp(data).ssrc
             except RtpParseError:
-                self.dropped["malformed"] += 1
+                self._dropped["malformed"] += 1
                 return []
             return self._latch(ssrc, addr, now)
         try:
             packets = parse_rtcp(data)
         except RtcpParseError:
-            self.dropped["malformed"] += 1
+            self._dropped["malformed"] += 1
             return []
         ssrc = int.from_bytes(data[4:8], "big")  # the sender SSRC of the first packet
         out = self._latch(ssrc, addr, now)
@@ -297,10 +332,10 @@ class Router:
                 if track is None:
                     continue
                 if isinstance(packet, Nack):
-                    self.counters["nacks_received"] += 1
+                    self._counters["nacks_received"] += 1
                     out += track.on_player_nack(player, packet.lost, now)
                 else:
-                    self.counters["keyframe_requests_received"] += 1
+                    self._counters["keyframe_requests_received"] += 1
                     path = player.path
                     if path is None or not path.measured or path.budget.allow_keyframe_request(now):
                         track.requester.request(now, "player_pli")
@@ -319,7 +354,7 @@ class Router:
     def _latch(self, ssrc: int, addr: Addr, now: float) -> list[Out]:
         entry = self._player_ssrcs.get(ssrc)
         if entry is None:
-            self.dropped["unknown_ssrc"] += 1
+            self._dropped["unknown_ssrc"] += 1
             return []
         player, key = entry
         if player.addr == addr:

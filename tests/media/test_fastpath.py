@@ -1,6 +1,7 @@
 """FastTrack (sfu/media/_fastpath_py.py's rules): the same cases against the Python reference and
 the compiled one, then differential property tests feeding both the same inputs."""
 
+import importlib
 import select
 import socket
 import time
@@ -242,6 +243,57 @@ def test_pump_reads_a_socket_and_sends_on_another(FastTrack):
                 pass
         assert got == list(range(1, 101))
         assert t.take_player_stats() == [(0, 100, 100 * 33, 100 * 21, 110, 110, 2.0, 0, 0, 0, 0)]
+
+
+def test_a_reader_runs_python_only_for_what_the_fast_path_leaves(FastTrack):
+    """The event loop's callback: pump with the clock's time; `slow(event, now)` for an event only."""
+    Reader = importlib.import_module(FastTrack.__module__).Reader
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) \
+            as out, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as pub, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as player:
+        for s in (rx, out, pub, player):
+            s.bind(("127.0.0.1", 0))
+        rx.setblocking(False)
+        player.settimeout(5)
+        t = FastTrack("VP8")
+        t.output = out
+        now = [3.0]
+        calls = []
+        reader = Reader(t, rx, lambda: now[0], lambda event, at: calls.append((event, at, t.last_ext)))
+        assert reader.fast is t and reader.sock is rx
+
+        def read_until(done) -> None:
+            for _ in range(100):  # bounded: each round waits for the socket up to 1 s
+                if done():
+                    return
+                select.select([rx], [], [], 1)
+                reader()
+            raise AssertionError("the reader did not get there")
+
+        pub.sendto(rtp(10, payload=KEY), rx.getsockname())  # the first packet binds the source: Python's
+        read_until(lambda: calls)
+        assert calls == [(EV_RTP, 3.0, 10)]
+        t.load_players([(player.getsockname(), 0xA, 100, 10, 0, MODE_RTC)])
+        t.fast_ok = True
+        now[0] = 4.0
+        for seq in range(11, 31):
+            pub.sendto(rtp(seq, payload=MIDDLE), rx.getsockname())
+        got = []
+
+        def forwarded() -> bool:
+            player.settimeout(0.05)
+            try:
+                while len(got) < 20:
+                    got.append(fields(player.recv(2048))[1])
+            except TimeoutError:
+                pass
+            return len(got) == 20
+
+        read_until(forwarded)
+        assert got == list(range(1, 21)) and calls == [(EV_RTP, 3.0, 10)]  # no Python for these
+        pub.sendto(rtp(40, payload=MIDDLE), rx.getsockname())  # a gap: the track's to handle
+        read_until(lambda: len(calls) == 2)
+        assert calls[1] == (EV_RTP, 4.0, 40)
 
 
 def test_pump_takes_arrival_from_the_kernel_timestamp(FastTrack):

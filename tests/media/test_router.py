@@ -4,6 +4,7 @@ from itertools import count
 
 import pytest
 
+from sfu.media.fastpath import EV_NONE
 from sfu.media.router import DEFAULT_TRACKS, SHARED, Router, TrackSpec
 from sfu.rtp.rtcp import Nack, Pli, parse_rtcp, serialize
 from tests.media.rtp import VP8_DELTA, VP8_KEY, fields, rtcp_rr, rtp
@@ -271,3 +272,23 @@ def test_a_player_that_never_reports_on_its_path_is_not_limited(router):
             sent += len(media(router.on_datagram(video, rtp(30 * i + k, 3000 * i, 7, VP8_KEY if i == k == 0 else big,
                                                            marker=k == 29), PUB, i / 30)))
     assert sent == 9000
+
+
+def test_counters_include_what_the_fast_path_counted_since_python_last_ran(router):
+    """The event loop's reader leaves the fast path's counts in it (no Python per packet): whoever
+    reads the Router's counters, its totals or a track gets them folded in, and ending the stream
+    keeps them."""
+    (video,) = router.add_publisher(1, "s1", VIDEO_ONLY)
+    router.add_player(1, "s1", "sa", {"video": P1})
+    assert len(router.on_datagram(video, rtp(1, 100, 7, VP8_KEY), PUB, 0.0)) == 1
+    fast = router.track(video).fast
+    for seq in (2, 3, 4):  # what a Reader does: straight into the fast path, no Router call
+        assert fast.ingest(rtp(seq, 200, 7, VP8_DELTA), PUB, 0.01 * seq) == EV_NONE
+    fast.ingest(b"\x40" + bytes(20), PUB, 0.05)  # malformed
+    fast.take_out()
+    assert router.counters["packets_in"] == 5 and router.counters["packets_out"] == 4
+    assert router.dropped["malformed"] == 1
+    assert router.tracks()[0].counters["packets"] == 4
+    fast.ingest(rtp(5, 200, 7, VP8_DELTA), PUB, 0.06)
+    router.end_stream(1, "s1")  # the track is gone: its last count stays in the Router's
+    assert router.counters["packets_in"] == 6
