@@ -327,9 +327,14 @@ class Step:
     late_frac: float
     late_threshold_us: float
     out_pps: float  # received / the generator's send time
+    hold_us: float  # the target's hold per frame (an L3 node's fixed target delay), else 0: latencies are past it
     min_us: float
-    p50_us: float
+    p50_us: float  # receipt - send; with a hold, receipt - (the frame's first send + hold): past its release
     p99_us: float
+    total_p50_us: float  # receipt - send, the hold included (= p50_us without one)
+    total_p99_us: float
+    early: int  # packets that arrived before their frame's release (with a hold; the target must not)
+    early_max_us: float  # ... the earliest, that long before
     q1_p50_us: float
     q4_p50_us: float
     growth_us: float  # q4_p50 - q1_p50: the latency added during the step
@@ -369,9 +374,12 @@ class StepRunner:
         self._run = int(time.time()) & 0xFFFF0000
 
     def run(self, gen: Generator, players: Players, dest: tuple[str, int], target_pid: int,
-            ingress_port: int | None, in_rate: float, count: int | None = None, late_us: float | None = None) -> Step:
+            ingress_port: int | None, in_rate: float, count: int | None = None, late_us: float | None = None,
+            hold_us: float | None = None) -> Step:
         """`count` packets (default: `Settings.count_for`) at `in_rate`; late = later than `late_us`
-        (default: `Settings.late_ms`)."""
+        (default: `Settings.late_ms`). `hold_us`: the target holds each frame this long after its first
+        packet arrives (an L3 node with a fixed target delay); latency (and lateness) is then measured
+        past that release: receipt - the frame's first packet's send - hold."""
         s = self.settings
         n = len(players)
         count = whole_frames(count or s.count_for(in_rate, n), frame_packets(in_rate))
@@ -381,7 +389,8 @@ class StepRunner:
         sink = self.procs.start(
             [*self.pinning.load(), self.tools["rtp_sink"], "--fds", ",".join(map(str, players.fds)),
              "--run", str(self._run), "--count", str(count), "--late-us", f"{late_us:.0f}",
-             "--drain-ms", str(s.drain_ms), "--max-drain-s", "3", "--deadline-s", f"{send_s * 2 + 10:.1f}"],
+             "--drain-ms", str(s.drain_ms), "--max-drain-s", "3", "--deadline-s", f"{send_s * 2 + 10:.1f}",
+             *(["--hold-us", f"{hold_us:.0f}"] if hold_us else [])],
             pass_fds=players.fds, stdout=subprocess.PIPE, text=True)
         try:
             ready, _, _ = select.select([sink.stdout], [], [], 15)
@@ -429,7 +438,9 @@ class StepRunner:
             in_pps=in_rate, sent=sent, achieved_in_pps=g["achieved_pps"], expected=expected, received=received,
             late=r["late"], loss=loss, late_frac=late_frac, late_threshold_us=late_us,
             out_pps=received / g["elapsed_s"] if g["elapsed_s"] > 0 else 0.0,
-            min_us=r["min_us"], p50_us=r["p50_us"], p99_us=r["p99_us"], q1_p50_us=r["q1_p50_us"], q4_p50_us=r["q4_p50_us"],
+            hold_us=r["hold_us"], min_us=r["min_us"], p50_us=r["p50_us"], p99_us=r["p99_us"],
+            total_p50_us=r["total_p50_us"], total_p99_us=r["total_p99_us"], early=r["early"],
+            early_max_us=r["early_max_us"], q1_p50_us=r["q1_p50_us"], q4_p50_us=r["q4_p50_us"],
             growth_us=growth, queue_growth=queue_growth, target_cpu_ns=cpu,
             target_cpu_util=(cpu_mid - cpu0) / 1e9 / send_wall,
             cpu_us_per_packet=cpu / 1000 / received if received else None,
@@ -508,7 +519,8 @@ def search(step: Callable[[float], Step], n: int, settings: Settings, start_out_
     def log_step(st: Step, attempt: int) -> None:
         r = st.in_pps
         log(f"    in {r:>10.1f} pps  out {st.out_pps:>10.0f} pps  loss {st.loss:.4f}  late {st.late_frac:.4f}  "
-            f"p50 {st.p50_us:>7.0f} us  growth {st.growth_us:>7.0f} us  busy: target {st.target_cpu_util:.2f} "
+            f"p50 {st.p50_us:>7.0f} us{' past release' if st.hold_us else ''}  growth {st.growth_us:>7.0f} us  "
+            f"{f'early {st.early}  ' if st.early else ''}busy: target {st.target_cpu_util:.2f} "
             f"its core {st.core_util if st.core_util is not None else float('nan'):.2f} "
             f"load {st.load_cpu_util:.2f}  others: {_f(st.intruder_util)} {_f(st.load_intruder_util)}  "
             f"waited: target {st.target_wait_ms:.0f} ms load {st.load_wait_ms:.0f} ms  "
