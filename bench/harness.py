@@ -289,7 +289,8 @@ class Settings:
     max_step_s: float  # its hard bound in send time
     min_count: int  # fewest input packets in a step
     max_out_per_step: int  # most output packets in a step (bounds time and the sink's bitmap)
-    bisect_steps: int
+    bisect_steps: int  # bisections after the bracket: its factor 2 becomes 2 ** (1 / 2 ** bisect_steps)
+    resolution: float  # ... and they stop once the best pass and the lowest failure are closer than this ratio
     retries: int  # a failed step is run again this many times; it passes if any run passes
     disturbed_repeats: int  # ... and this many more while other processes visibly took the cores
     max_steps: int  # bound on the search's rates tried (growing, shrinking and bisecting together)
@@ -307,10 +308,13 @@ class Settings:
         return whole_frames(count, frame_packets(in_rate))
 
 
-FULL = Settings(step_s=1.0, max_step_s=4.0, min_count=40, max_out_per_step=3_000_000, bisect_steps=4,
+# FULL: 6 bisections leave the limit between rates 2 ** (1 / 64) = 1.1 % apart (4 left 4.4 %: one
+# step then decided 0.88x or 0.92x); 2 rates more per search. Bracketing takes at most ~9 rates
+# (5 to 1280 input packets/s at N = 1000), so a search stays within ~15 of max_steps
+FULL = Settings(step_s=1.0, max_step_s=4.0, min_count=40, max_out_per_step=3_000_000, bisect_steps=6, resolution=1.01,
                 retries=2, disturbed_repeats=3, max_steps=20, latency_s=3.0, drain_ms=200, start_out_pps=4000, min_in_pps=5,
                 max_in_pps=2_000_000, late_ms=20.0, size=1200)
-QUICK = Settings(step_s=0.25, max_step_s=1.0, min_count=20, max_out_per_step=400_000, bisect_steps=1,
+QUICK = Settings(step_s=0.25, max_step_s=1.0, min_count=20, max_out_per_step=400_000, bisect_steps=1, resolution=1.02,
                  retries=0, disturbed_repeats=0, max_steps=10, latency_s=0.5, drain_ms=100, start_out_pps=4000, min_in_pps=10,
                  max_in_pps=2_000_000, late_ms=20.0, size=1200)
 
@@ -484,8 +488,9 @@ class SearchResult:
 def search(step: Callable[[float], Step], n: int, settings: Settings, start_out_pps: float | None = None,
            log: Callable[[str], None] = lambda s: None) -> SearchResult:
     """The highest input rate whose step passes: double until a step fails, halve until one passes,
-    then bisect (geometric midpoints) between the best pass and the lowest failure. A failed step is
-    repeated `settings.retries` times (a shared machine has hiccups that are not the target's).
+    then bisect (geometric midpoints) between the best pass and the lowest failure, `bisect_steps`
+    times or until they are within `resolution` of each other. A failed step is repeated
+    `settings.retries` times (a shared machine has hiccups that are not the target's).
 
     Bounded: at most `settings.max_steps` rates, each tried at most 1 + retries + disturbed_repeats
     times, each try bounded in packets and seconds.
@@ -553,7 +558,7 @@ def search(step: Callable[[float], Step], n: int, settings: Settings, start_out_
             rate = max(min_in, rate / 2)
     # bisect
     for _ in range(s.bisect_steps):
-        if lo is None or hi is None or tried >= s.max_steps or hi / lo < 1.02:
+        if lo is None or hi is None or tried >= s.max_steps or hi / lo < s.resolution:
             break
         mid = math.sqrt(lo * hi)
         tried += 1
