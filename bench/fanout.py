@@ -41,6 +41,9 @@ MODES = ("rtc", "l3")
 APP_ID = 424242
 SECRET = "fanoutbench0123456789abcdef01234"  # 32 characters
 ROOM, STREAM = "bench-room", "bench-stream"
+# The L3 node's target delay, fixed ([l3] min_delay = max_delay): each frame is released exactly this
+# long after its first packet arrived, so the sink measures L3's latency past that release
+L3_HOLD_S = 0.1
 
 
 # ----- targets: what the generator sends to and the players receive from -----------------------
@@ -52,6 +55,7 @@ class NodeTarget:
 
     def __init__(self, mode: str, procs: Procs, pinning: Pinning, tmp: Path, root: Path) -> None:
         self.mode, self.procs, self.pinning, self.tmp, self.root = mode, procs, pinning, tmp, root
+        self.hold_us = L3_HOLD_S * 1e6 if mode == "l3" else 0.0  # each frame's hold: latency is measured past it
         self.proc: subprocess.Popen | None = None
         self.http: http.client.HTTPConnection | None = None
         self.ingress: tuple[str, int] | None = None
@@ -68,7 +72,9 @@ class NodeTarget:
         cfg.write_text(
             f'[[apps]]\napp_id = {APP_ID}\nsecret = "{SECRET}"\nmax_players_per_stream = 2000\n'
             f'max_users_per_room = 5000\n\n[node]\nhost = "127.0.0.1"\nrtp_ports = "{base}-{base + 199}"\n\n'
-            f'[session]\nrtp_idle_timeout = 3600.0\n', encoding="utf-8")
+            f'[session]\nrtp_idle_timeout = 3600.0\n'
+            + (f'\n[l3]\nmin_delay = {L3_HOLD_S}\nmax_delay = {L3_HOLD_S}\n' if self.mode == "l3" else ""),
+            encoding="utf-8")
         log_path = self.log_path
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(self.root), os.environ.get("PYTHONPATH")]))}
         with open(log_path, "w") as log:
@@ -129,6 +135,7 @@ class RelayTarget:
     """bench/c_relay.c: the ceiling."""
 
     label = "c_relay"
+    hold_us = 0.0
 
     def __init__(self, exe: str, procs: Procs, pinning: Pinning, tmp: Path) -> None:
         self.exe, self.procs, self.pinning, self.tmp = exe, procs, pinning, tmp
@@ -161,6 +168,7 @@ class GstTarget:
     """gst-launch-1.0 udpsrc ! multiudpsink: a stock duplicator (it rewrites nothing per player)."""
 
     label = "gstreamer"
+    hold_us = 0.0
 
     def __init__(self, exe: str, procs: Procs, pinning: Pinning) -> None:
         self.exe, self.procs, self.pinning = exe, procs, pinning
@@ -211,17 +219,22 @@ class Bench:
     def _warm(self, gen: Generator, players: Players, target) -> Step:
         """Three frames at a low rate through the new players: checks the path, gives the unloaded latency."""
         rate = max(20.0, min(1000.0, 4000.0 / len(players)))
-        st = self.runner.run(gen, players, target.ingress, target.pid, target.ingress[1], rate, count=24)
+        st = self.runner.run(gen, players, target.ingress, target.pid, target.ingress[1], rate, count=24,
+                             hold_us=target.hold_us)
         if st.received < st.expected:
             self.log(f"    warm-up: {st.expected - st.received} of {st.expected} packets did not arrive")
         return st
 
-    def _measure(self, key: str, target, gen: Generator, players: Players, late_us: float) -> dict:
+    def _measure(self, key: str, target, gen: Generator, players: Players) -> dict:
+        """The search for the maximum, then latency and CPU at half of it. Late = more than `late_ms`
+        after the send (past each frame's release for a target with a hold: L3)."""
         n = len(players)
         start = 0.5 * self._last_max[key] if self._last_max.get(key) else None
+        late_us, hold = self.s.late_ms * 1000, target.hold_us
 
         def step(rate: float) -> Step:
-            return self.runner.run(gen, players, target.ingress, target.pid, target.ingress[1], rate, late_us=late_us)
+            return self.runner.run(gen, players, target.ingress, target.pid, target.ingress[1], rate, late_us=late_us,
+                                   hold_us=hold)
 
         res: SearchResult = search(step, n, self.s, start, self.log)
         best = res.best
@@ -229,7 +242,8 @@ class Bench:
                "input_pps": round(best.in_pps, 2) if best else 0.0,
                "limited_by": res.limited_by, "late_threshold_us": round(late_us),
                "cpu_us_per_packet_at_max": _r(best.cpu_us_per_packet) if best else None,
-               "p50_us": None, "p99_us": None, "cpu_us_per_packet": None, "core_us_per_packet": None,
+               "p50_us": None, "p99_us": None, "hold_us": round(hold), "total_p50_us": None, "total_p99_us": None,
+               "early": sum(st.early for st in res.steps), "cpu_us_per_packet": None, "core_us_per_packet": None,
                "latency_input_pps": None,
                "rewrite_errors": sum(st.rewrite_errors for st in res.steps),
                "disturbed_steps": sum(st.disturbed for st in res.steps),
@@ -241,13 +255,17 @@ class Bench:
             count = max(self.s.min_count, min(round(rate * self.s.latency_s), self.s.max_out_per_step // n))
             for _ in range(1 + self.s.disturbed_repeats):  # latency and CPU readings suffer most from intruders
                 lat = self.runner.run(gen, players, target.ingress, target.pid, target.ingress[1], rate, count=count,
-                                      late_us=late_us)
+                                      late_us=late_us, hold_us=hold)
+                out["early"] += lat.early
                 if not lat.disturbed:
                     break
                 self.log("    latency run disturbed by other processes: again")
-            self.log(f"    latency at {rate:.1f} pps in: p50 {lat.p50_us:.0f} us  p99 {lat.p99_us:.0f} us  "
+            past = (f" past release (hold {hold / 1000:.0f} ms; total p50 {lat.total_p50_us:.0f} us  "
+                    f"p99 {lat.total_p99_us:.0f} us; early {lat.early})") if hold else ""
+            self.log(f"    latency at {rate:.1f} pps in: p50 {lat.p50_us:.0f} us  p99 {lat.p99_us:.0f} us{past}  "
                      f"loss {lat.loss:.4f}  cpu {lat.cpu_us_per_packet or 0:.2f} us/packet")
-            out.update(p50_us=lat.p50_us, p99_us=lat.p99_us, cpu_us_per_packet=_r(lat.cpu_us_per_packet),
+            out.update(p50_us=lat.p50_us, p99_us=lat.p99_us, total_p50_us=lat.total_p50_us,
+                       total_p99_us=lat.total_p99_us, cpu_us_per_packet=_r(lat.cpu_us_per_packet),
                        core_us_per_packet=_r(lat.core_us_per_packet),
                        latency_input_pps=round(rate, 2), latency_step=lat.brief())
         return out
@@ -267,11 +285,11 @@ class Bench:
             warm = self._warm(gen, players, target)
             time.sleep(0.3)
             after = rss_bytes(target.pid)
-            # L3 holds each frame for a target delay by design: there, late means 20 ms past the
-            # unloaded latency (the warm-up's minimum); in RTC it means 20 ms past the send time
-            late_us = self.s.late_ms * 1000 + (max(warm.min_us, 0) if mode == "l3" else 0)
-            out = self._measure(f"node-{mode}", target, gen, players, late_us)
-            out["unloaded_min_us"] = warm.min_us
+            # L3 holds each frame L3_HOLD_S by design ([l3] min = max delay): its latency, and what
+            # counts as late, is measured past each frame's release
+            out = self._measure(f"node-{mode}", target, gen, players)
+            out["unloaded_min_us"] = warm.min_us  # (past release in L3)
+            out["early"] += warm.early
             out["rss_bytes_per_player"] = round((after - before) / n, 1)
             out["rss_bytes"] = {"before_players": before, "after_players": after}
             return out
@@ -310,7 +328,7 @@ class Bench:
                 before, after = target.rss_for_players
             else:  # the same program started with no player
                 before, after = self._baseline(key, make), rss_bytes(target.pid)
-            out = self._measure(key, target, gen, players, self.s.late_ms * 1000)
+            out = self._measure(key, target, gen, players)
             out["rss_bytes_per_player"] = round((after - before) / n, 1)
             out["rss_bytes"] = {"before_players": before, "after_players": after}
             return out
@@ -377,8 +395,8 @@ def _fmt(v: float | None, ref: float | None, unit: str = "", nd: int = 0) -> str
 def table(report: dict) -> str:
     ceil = {c["n"]: c for c in report["ceiling"]["results"]}
     gst = {g["n"]: g for g in report["gstreamer"].get("results") or []}
-    head = ("N", "mode", "max out pps (x ceiling)", "ceiling pps", "p50 us (x)", "p99 us (x)", "CPU us/pkt (x)",
-            "RSS B/player (x)", "GStreamer pps (x)")
+    head = ("N", "mode", "max out pps (x ceiling)", "ceiling pps", "p50 us (x) [1]", "p99 us (x) [1]",
+            "total p50/p99 us [2]", "CPU us/pkt (x)", "RSS B/player (x)", "GStreamer pps (x)")
     rows = [head]
     for r in report["results"]:
         c = ceil.get(r["n"], {})
@@ -386,15 +404,25 @@ def table(report: dict) -> str:
         rows.append((str(r["n"]), r["mode"], _fmt(r["max_output_pps"], c.get("max_output_pps")),
                      _fmt(c.get("max_output_pps"), None) + ("*" if c.get("limited_by") not in (None, "target") else ""),
                      _fmt(r["p50_us"], c.get("p50_us")), _fmt(r["p99_us"], c.get("p99_us")),
+                     f"{_fmt(r.get('total_p50_us'), None)}/{_fmt(r.get('total_p99_us'), None)}"
+                     if r.get("total_p50_us") is not None else "n/a",
                      _fmt(r["cpu_us_per_packet"], c.get("cpu_us_per_packet"), nd=2),
                      _fmt(r["rss_bytes_per_player"], c.get("rss_bytes_per_player")),
                      _fmt(g["max_output_pps"], c.get("max_output_pps")) if g else "n/a"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = [" | ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))
+    holds = sorted({r["hold_us"] for r in report["results"] if r.get("hold_us")})
+    hold = "/".join(f"{h / 1000:g}" for h in holds) or f"{L3_HOLD_S * 1000:g}"
     notes = ["(x) = the node's figure / the C relay's at the same N: for pps higher is better, for the rest lower is.",
+             f"[1] latency at half the max rate. L3: past each frame's release (the node holds every frame {hold} ms "
+             "after its first packet arrives, [l3] min_delay = max_delay): receipt - the frame's first send - the "
+             "hold. RTC and the ceiling: receipt - send.",
+             "[2] receipt - send, the hold included (L3's total; the same as [1] for RTC).",
              "* = what stopped the ceiling's search was not the relay (the load tools, or other processes on "
              "the machine): it is a lower bound. Method and caveats: bench/README.md."]
+    notes += [f"! {r['mode']} at N = {r['n']}: {r['early']} packets arrived before their frame's release"
+              for r in report["results"] if r.get("early")]
     return "\n".join(lines + notes)
 
 
@@ -424,7 +452,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="short steps and fewer of them (a smoke run, not a measurement)")
     p.add_argument("--json", metavar="FILE", help="write the results here")
     p.add_argument("--late-ms", type=float, default=20.0,
-                   help="a packet later than this counts as lost (default 20; in L3, past the unloaded latency)")
+                   help="a packet later than this counts as lost (default 20; in L3, past its frame's release)")
     p.add_argument("--sfu-root", type=Path, default=ROOT,
                    help="run the node from this source tree (default: the checkout holding bench/)")
     p.add_argument("--size", type=int, default=1200, help="RTP packet size in bytes (default 1200)")
@@ -474,6 +502,9 @@ def main(argv: list[str] | None = None) -> int:
                             "ceiling_pps": c["max_output_pps"], "ratio": _ratio(r["max_output_pps"], c["max_output_pps"]),
                             "p50_us": r["p50_us"], "p99_us": r["p99_us"], "cpu_us_per_packet": r["cpu_us_per_packet"],
                             "rss_bytes_per_player": r["rss_bytes_per_player"],
+                            # p50/p99 are past each frame's release when hold_us > 0 (L3); total: receipt - send
+                            "hold_us": r["hold_us"], "total_p50_us": r["total_p50_us"],
+                            "total_p99_us": r["total_p99_us"], "early": r["early"],
                             "ratios": {"p50": _ratio(r["p50_us"], c["p50_us"]), "p99": _ratio(r["p99_us"], c["p99_us"]),
                                        "cpu": _ratio(r["cpu_us_per_packet"], c["cpu_us_per_packet"]),
                                        "core": _ratio(r["core_us_per_packet"], c["core_us_per_packet"]),

@@ -289,7 +289,8 @@ class Settings:
     max_step_s: float  # its hard bound in send time
     min_count: int  # fewest input packets in a step
     max_out_per_step: int  # most output packets in a step (bounds time and the sink's bitmap)
-    bisect_steps: int
+    bisect_steps: int  # bisections after the bracket: its factor 2 becomes 2 ** (1 / 2 ** bisect_steps)
+    resolution: float  # ... and they stop once the best pass and the lowest failure are closer than this ratio
     retries: int  # a failed step is run again this many times; it passes if any run passes
     disturbed_repeats: int  # ... and this many more while other processes visibly took the cores
     max_steps: int  # bound on the search's rates tried (growing, shrinking and bisecting together)
@@ -307,10 +308,13 @@ class Settings:
         return whole_frames(count, frame_packets(in_rate))
 
 
-FULL = Settings(step_s=1.0, max_step_s=4.0, min_count=40, max_out_per_step=3_000_000, bisect_steps=4,
+# FULL: 6 bisections leave the limit between rates 2 ** (1 / 64) = 1.1 % apart (4 left 4.4 %: one
+# step then decided 0.88x or 0.92x); 2 rates more per search. Bracketing takes at most ~9 rates
+# (5 to 1280 input packets/s at N = 1000), so a search stays within ~15 of max_steps
+FULL = Settings(step_s=1.0, max_step_s=4.0, min_count=40, max_out_per_step=3_000_000, bisect_steps=6, resolution=1.01,
                 retries=2, disturbed_repeats=3, max_steps=20, latency_s=3.0, drain_ms=200, start_out_pps=4000, min_in_pps=5,
                 max_in_pps=2_000_000, late_ms=20.0, size=1200)
-QUICK = Settings(step_s=0.25, max_step_s=1.0, min_count=20, max_out_per_step=400_000, bisect_steps=1,
+QUICK = Settings(step_s=0.25, max_step_s=1.0, min_count=20, max_out_per_step=400_000, bisect_steps=1, resolution=1.02,
                  retries=0, disturbed_repeats=0, max_steps=10, latency_s=0.5, drain_ms=100, start_out_pps=4000, min_in_pps=10,
                  max_in_pps=2_000_000, late_ms=20.0, size=1200)
 
@@ -327,9 +331,14 @@ class Step:
     late_frac: float
     late_threshold_us: float
     out_pps: float  # received / the generator's send time
+    hold_us: float  # the target's hold per frame (an L3 node's fixed target delay), else 0: latencies are past it
     min_us: float
-    p50_us: float
+    p50_us: float  # receipt - send; with a hold, receipt - (the frame's first send + hold): past its release
     p99_us: float
+    total_p50_us: float  # receipt - send, the hold included (= p50_us without one)
+    total_p99_us: float
+    early: int  # packets that arrived before their frame's release (with a hold; the target must not)
+    early_max_us: float  # ... the earliest, that long before
     q1_p50_us: float
     q4_p50_us: float
     growth_us: float  # q4_p50 - q1_p50: the latency added during the step
@@ -369,9 +378,12 @@ class StepRunner:
         self._run = int(time.time()) & 0xFFFF0000
 
     def run(self, gen: Generator, players: Players, dest: tuple[str, int], target_pid: int,
-            ingress_port: int | None, in_rate: float, count: int | None = None, late_us: float | None = None) -> Step:
+            ingress_port: int | None, in_rate: float, count: int | None = None, late_us: float | None = None,
+            hold_us: float | None = None) -> Step:
         """`count` packets (default: `Settings.count_for`) at `in_rate`; late = later than `late_us`
-        (default: `Settings.late_ms`)."""
+        (default: `Settings.late_ms`). `hold_us`: the target holds each frame this long after its first
+        packet arrives (an L3 node with a fixed target delay); latency (and lateness) is then measured
+        past that release: receipt - the frame's first packet's send - hold."""
         s = self.settings
         n = len(players)
         count = whole_frames(count or s.count_for(in_rate, n), frame_packets(in_rate))
@@ -381,7 +393,8 @@ class StepRunner:
         sink = self.procs.start(
             [*self.pinning.load(), self.tools["rtp_sink"], "--fds", ",".join(map(str, players.fds)),
              "--run", str(self._run), "--count", str(count), "--late-us", f"{late_us:.0f}",
-             "--drain-ms", str(s.drain_ms), "--max-drain-s", "3", "--deadline-s", f"{send_s * 2 + 10:.1f}"],
+             "--drain-ms", str(s.drain_ms), "--max-drain-s", "3", "--deadline-s", f"{send_s * 2 + 10:.1f}",
+             *(["--hold-us", f"{hold_us:.0f}"] if hold_us else [])],
             pass_fds=players.fds, stdout=subprocess.PIPE, text=True)
         try:
             ready, _, _ = select.select([sink.stdout], [], [], 15)
@@ -429,7 +442,9 @@ class StepRunner:
             in_pps=in_rate, sent=sent, achieved_in_pps=g["achieved_pps"], expected=expected, received=received,
             late=r["late"], loss=loss, late_frac=late_frac, late_threshold_us=late_us,
             out_pps=received / g["elapsed_s"] if g["elapsed_s"] > 0 else 0.0,
-            min_us=r["min_us"], p50_us=r["p50_us"], p99_us=r["p99_us"], q1_p50_us=r["q1_p50_us"], q4_p50_us=r["q4_p50_us"],
+            hold_us=r["hold_us"], min_us=r["min_us"], p50_us=r["p50_us"], p99_us=r["p99_us"],
+            total_p50_us=r["total_p50_us"], total_p99_us=r["total_p99_us"], early=r["early"],
+            early_max_us=r["early_max_us"], q1_p50_us=r["q1_p50_us"], q4_p50_us=r["q4_p50_us"],
             growth_us=growth, queue_growth=queue_growth, target_cpu_ns=cpu,
             target_cpu_util=(cpu_mid - cpu0) / 1e9 / send_wall,
             cpu_us_per_packet=cpu / 1000 / received if received else None,
@@ -473,8 +488,9 @@ class SearchResult:
 def search(step: Callable[[float], Step], n: int, settings: Settings, start_out_pps: float | None = None,
            log: Callable[[str], None] = lambda s: None) -> SearchResult:
     """The highest input rate whose step passes: double until a step fails, halve until one passes,
-    then bisect (geometric midpoints) between the best pass and the lowest failure. A failed step is
-    repeated `settings.retries` times (a shared machine has hiccups that are not the target's).
+    then bisect (geometric midpoints) between the best pass and the lowest failure, `bisect_steps`
+    times or until they are within `resolution` of each other. A failed step is repeated
+    `settings.retries` times (a shared machine has hiccups that are not the target's).
 
     Bounded: at most `settings.max_steps` rates, each tried at most 1 + retries + disturbed_repeats
     times, each try bounded in packets and seconds.
@@ -508,7 +524,8 @@ def search(step: Callable[[float], Step], n: int, settings: Settings, start_out_
     def log_step(st: Step, attempt: int) -> None:
         r = st.in_pps
         log(f"    in {r:>10.1f} pps  out {st.out_pps:>10.0f} pps  loss {st.loss:.4f}  late {st.late_frac:.4f}  "
-            f"p50 {st.p50_us:>7.0f} us  growth {st.growth_us:>7.0f} us  busy: target {st.target_cpu_util:.2f} "
+            f"p50 {st.p50_us:>7.0f} us{' past release' if st.hold_us else ''}  growth {st.growth_us:>7.0f} us  "
+            f"{f'early {st.early}  ' if st.early else ''}busy: target {st.target_cpu_util:.2f} "
             f"its core {st.core_util if st.core_util is not None else float('nan'):.2f} "
             f"load {st.load_cpu_util:.2f}  others: {_f(st.intruder_util)} {_f(st.load_intruder_util)}  "
             f"waited: target {st.target_wait_ms:.0f} ms load {st.load_wait_ms:.0f} ms  "
@@ -541,7 +558,7 @@ def search(step: Callable[[float], Step], n: int, settings: Settings, start_out_
             rate = max(min_in, rate / 2)
     # bisect
     for _ in range(s.bisect_steps):
-        if lo is None or hi is None or tried >= s.max_steps or hi / lo < 1.02:
+        if lo is None or hi is None or tried >= s.max_steps or hi / lo < s.resolution:
             break
         mid = math.sqrt(lo * hi)
         tried += 1

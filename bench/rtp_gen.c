@@ -4,7 +4,11 @@
  * socket (`--fd`, so the node sees one source address across runs) to `--dest`, at `--rate`
  * packets/s, in sendmmsg batches of `--batch`, sleeping (never spinning: the sink shares the
  * core) until each batch's due time. Every packet carries, at payload offset 16, a stamp:
- *   u32 magic 'SFUB', u32 run id, u32 index in this run, u64 CLOCK_MONOTONIC ns at send.
+ *   u32 magic 'SFUB', u32 run id, u32 index in this run, u64 CLOCK_MONOTONIC ns at send,
+ *   u64 CLOCK_MONOTONIC ns at which its frame's first packet was sent (at offset 16 + 20; the
+ *   same as the send time for a frame's first packet). A receiver that knows a node holds each
+ *   frame for H after its first packet arrives measures the node's latency past that release
+ *   as receipt - frame's first send - H (rtp_sink --hold-us).
  * Packet g (global number, `--first` + index) has sequence number g mod 2^16. The run is cut into
  * frames of `--frame-packets` packets (it starts on a frame boundary): marker bit on a frame's last
  * packet, one RTP timestamp per frame (the 90 kHz CLOCK_MONOTONIC time its first packet was sent,
@@ -30,6 +34,7 @@
 
 #define MAGIC 0x53465542u /* "SFUB" */
 #define STAMP_OFF 16      /* stamp offset in the RTP payload (after the VP8 headers) */
+#define STAMP_LEN 28      /* magic, run, index, send ns, frame's first send ns */
 #define MAX_BATCH 256
 #define MAX_SIZE 1500
 
@@ -106,7 +111,7 @@ int main(int argc, char **argv) {
         default: usage();
         }
     }
-    if (fd < 0 || !dest || rate <= 0 || count < 0 || size < 12 + STAMP_OFF + 20 || size > MAX_SIZE ||
+    if (fd < 0 || !dest || rate <= 0 || count < 0 || size < 12 + STAMP_OFF + STAMP_LEN || size > MAX_SIZE ||
         batch < 1 || batch > MAX_BATCH || frame_packets < 1 || keyframe_interval <= 0 || max_seconds <= 0)
         usage();
 
@@ -139,6 +144,7 @@ int main(int argc, char **argv) {
     int force_key = 0;
     uint8_t fb[1500];
     uint32_t frame_ts = 0;
+    uint64_t frame_first = 0; /* send time of the current frame's first packet (a run starts a frame) */
     uint64_t last_key = 0;
     int key = 0;
     uint64_t max_behind = 0;
@@ -160,6 +166,7 @@ int main(int argc, char **argv) {
             uint64_t g = first + (uint64_t)(sent + i);
             int pos = (int)((sent + i) % frame_packets);
             if (pos == 0) {
+                frame_first = stamp;
                 frame_ts = (uint32_t)((stamp * 9u) / 100000u);
                 key = !last_key || force_key || stamp - last_key >= (uint64_t)(keyframe_interval * 1e9);
                 if (key) last_key = stamp, force_key = 0;
@@ -189,6 +196,7 @@ int main(int argc, char **argv) {
             uint32_t w[3] = {MAGIC, run, idx};
             memcpy(pl + STAMP_OFF, w, sizeof w);
             memcpy(pl + STAMP_OFF + 12, &stamp, 8);
+            memcpy(pl + STAMP_OFF + 20, &frame_first, 8);
         }
         int off = 0;
         while (off < n) {

@@ -2,11 +2,19 @@
  *
  * Receives on inherited, already bound UDP sockets (`--fds a,b,c,...`: one per player, so the
  * players' ports stay the same across runs) with epoll + recvmmsg, and for packets of run `--run`
- * (the stamp rtp_gen puts at payload offset 16) counts per player: received, duplicates, late
- * (receipt - send stamp > `--late-us`, both CLOCK_MONOTONIC), and checks the per-player rewrite
- * (one SSRC per player; sequence number - index constant per player). Packets of other runs are
- * counted as stale and dropped. Latency goes into a histogram (1 us buckets to 65.5 ms, then 64 us
- * buckets to 4.26 s) for the whole run and for its first and last quarter (by send index).
+ * counts per player: received, duplicates, late (latency > `--late-us`), and checks the per-player
+ * rewrite (one SSRC per player; sequence number - index constant per player). Packets of other
+ * runs are counted as stale and dropped.
+ *
+ * The stamp rtp_gen puts at payload offset 16: u32 magic 'SFUB', u32 run id, u32 index in the run,
+ * u64 CLOCK_MONOTONIC ns at send, u64 CLOCK_MONOTONIC ns at which the packet's frame's first
+ * packet was sent (offset 16 + 20). Latency is receipt (CLOCK_MONOTONIC after recvmmsg) - send.
+ * With `--hold-us H` (a target that holds each frame H after its first packet arrives, as an L3
+ * node with a fixed target delay does) latency is the time *past that release*: receipt - frame's
+ * first send - H. A negative one (the target released early, which it must never do) counts as
+ * "early" and goes into the histogram as 0. The plain receipt - send is kept too ("total_*").
+ * Latency goes into a histogram (1 us buckets to 65.5 ms, then 64 us buckets to 4.26 s) for the
+ * whole run and for its first and last quarter (by send index).
  *
  * Protocol with the harness: prints "READY" once it has drained what was queued; SIGUSR1 means
  * "the generator is done": it then stops once every expected packet arrived, or nothing arrived
@@ -28,6 +36,7 @@
 
 #define MAGIC 0x53465542u
 #define STAMP_OFF 16
+#define STAMP_LEN 28 /* magic, run, index, send ns, frame's first send ns */
 #define VLEN 64
 #define BUFSZ 256 /* RTP header, extensions and the stamp: MSG_TRUNC spares copying the rest */
 #define LIN 65536
@@ -81,7 +90,7 @@ static int cmp_u32(const void *a, const void *b) {
 
 static void usage(void) {
     fprintf(stderr, "usage: rtp_sink --fds FD,FD,... --run ID --count N [--late-us U] [--drain-ms M]\n"
-                    "                [--max-drain-s S] [--deadline-s S]\n");
+                    "                [--max-drain-s S] [--deadline-s S] [--hold-us H]\n");
     exit(2);
 }
 
@@ -89,10 +98,11 @@ int main(int argc, char **argv) {
     char *fdlist = NULL;
     uint32_t run = 0;
     long count = -1;
-    double late_us = 20000, drain_ms = 200, max_drain_s = 3, deadline_s = 30;
+    double late_us = 20000, drain_ms = 200, max_drain_s = 3, deadline_s = 30, hold_us = 0;
+    int held = 0; /* --hold-us given */
     static struct option opts[] = {{"fds", 1, 0, 'f'},      {"run", 1, 0, 'u'},       {"count", 1, 0, 'c'},
                                    {"late-us", 1, 0, 'l'},  {"drain-ms", 1, 0, 'd'},  {"max-drain-s", 1, 0, 'm'},
-                                   {"deadline-s", 1, 0, 'D'}, {0, 0, 0, 0}};
+                                   {"deadline-s", 1, 0, 'D'}, {"hold-us", 1, 0, 'H'}, {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -103,10 +113,12 @@ int main(int argc, char **argv) {
         case 'd': drain_ms = atof(optarg); break;
         case 'm': max_drain_s = atof(optarg); break;
         case 'D': deadline_s = atof(optarg); break;
+        case 'H': hold_us = atof(optarg), held = 1; break;
         default: usage();
         }
     }
-    if (!fdlist || count < 1) usage();
+    if (!fdlist || count < 1 || hold_us < 0) usage();
+    const int64_t hold_ns = (int64_t)(hold_us * 1000);
 
     int nfds = 1;
     for (char *p = fdlist; *p; p++) nfds += *p == ',';
@@ -121,7 +133,8 @@ int main(int argc, char **argv) {
     size_t words = ((size_t)nfds * (size_t)count + 63) / 64;
     uint64_t *bitmap = calloc(words, 8);
     hist_t *all = calloc(1, sizeof *all), *q1 = calloc(1, sizeof *q1), *q4 = calloc(1, sizeof *q4);
-    if (!fds || !got || !ssrc || !seqd || !seen_any || !bitmap || !all || !q1 || !q4) {
+    hist_t *total = calloc(1, sizeof *total); /* receipt - send, whatever --hold-us */
+    if (!fds || !got || !ssrc || !seqd || !seen_any || !bitmap || !all || !q1 || !q4 || !total) {
         fprintf(stderr, "rtp_sink: out of memory\n");
         return 1;
     }
@@ -148,7 +161,8 @@ int main(int argc, char **argv) {
         msgs[i].msg_hdr.msg_iovlen = 1;
     }
 
-    uint64_t stale = 0, bad = 0, dups = 0, late = 0, received = 0, ssrc_changes = 0, seq_errors = 0;
+    uint64_t stale = 0, bad = 0, dups = 0, late = 0, received = 0, ssrc_changes = 0, seq_errors = 0, early = 0;
+    int64_t earliest = 0; /* the most negative latency past release (ns), with --hold-us */
     uint64_t first_rx = 0, last_rx = 0, min_lat = UINT64_MAX;
     const uint64_t expected = (uint64_t)nfds * (uint64_t)count, late_ns = (uint64_t)(late_us * 1000);
     const uint64_t q_lo = (uint64_t)count / 4, q_hi = (uint64_t)count - (uint64_t)count / 4;
@@ -191,11 +205,12 @@ int main(int argc, char **argv) {
                     if (len < 12 || (p[0] >> 6) != 2) { bad++; continue; }
                     unsigned off = 12 + 4u * (p[0] & 0x0f);
                     if ((p[0] & 0x10) && len >= off + 4) off += 4 + 4u * (unsigned)((p[off + 2] << 8) | p[off + 3]);
-                    if (len < off + STAMP_OFF + 20) { bad++; continue; }
+                    if (len < off + STAMP_OFF + STAMP_LEN) { bad++; continue; }
                     uint32_t w[3];
-                    uint64_t stamp;
+                    uint64_t stamp, frame_first;
                     memcpy(w, p + off + STAMP_OFF, sizeof w);
                     memcpy(&stamp, p + off + STAMP_OFF + 12, 8);
+                    memcpy(&frame_first, p + off + STAMP_OFF + 20, 8);
                     if (w[0] != MAGIC) { bad++; continue; }
                     if (w[1] != run) { stale++; continue; }
                     uint32_t idx = w[2];
@@ -214,6 +229,15 @@ int main(int argc, char **argv) {
                         seq_errors += d != seqd[pi];
                     }
                     int64_t lat = (int64_t)(rx - stamp);
+                    hist_add(total, lat);
+                    if (held) { /* past the frame's release: its first packet's send + the hold */
+                        lat = (int64_t)(rx - frame_first) - hold_ns;
+                        if (lat < 0) {
+                            early++;
+                            if (lat < earliest) earliest = lat;
+                            lat = 0;
+                        }
+                    }
                     if (lat > 0 && (uint64_t)lat < min_lat) min_lat = (uint64_t)lat;
                     if (lat > (int64_t)late_ns) late++;
                     hist_add(all, lat);
@@ -245,12 +269,16 @@ int main(int argc, char **argv) {
            "\"p50_us\": %.0f, \"p90_us\": %.0f, \"p99_us\": %.0f, \"max_us\": %.0f, \"min_us\": %.1f, "
            "\"q1_p50_us\": %.0f, \"q4_p50_us\": %.0f, \"first_rx_ns\": %llu, \"last_rx_ns\": %llu, "
            "\"min_per_player\": %llu, \"max_per_player\": %llu, \"distinct_ssrcs\": %d, "
-           "\"ssrc_changes\": %llu, \"seq_errors\": %llu, \"timed_out\": %s, \"wait_ns\": %llu}\n",
+           "\"ssrc_changes\": %llu, \"seq_errors\": %llu, \"timed_out\": %s, \"wait_ns\": %llu, "
+           "\"hold_us\": %.0f, \"early\": %llu, \"early_max_us\": %.1f, \"total_p50_us\": %.0f, "
+           "\"total_p90_us\": %.0f, \"total_p99_us\": %.0f, \"total_max_us\": %.0f}\n",
            nfds, count, (unsigned long long)expected, (unsigned long long)received, (unsigned long long)late,
            (unsigned long long)dups, (unsigned long long)stale, (unsigned long long)bad, hist_pct(all, .50),
            hist_pct(all, .90), hist_pct(all, .99), hist_pct(all, 1.0), min_lat == UINT64_MAX ? -1 : min_lat / 1e3,
            hist_pct(q1, .50), hist_pct(q4, .50), (unsigned long long)first_rx, (unsigned long long)last_rx,
            (unsigned long long)minp, (unsigned long long)maxp, distinct, (unsigned long long)ssrc_changes,
-           (unsigned long long)seq_errors, now_ns() > deadline ? "true" : "false", wait_ns());
+           (unsigned long long)seq_errors, now_ns() > deadline ? "true" : "false", wait_ns(), hold_us,
+           (unsigned long long)early, -earliest / 1e3, hist_pct(total, .50), hist_pct(total, .90), hist_pct(total, .99),
+           hist_pct(total, 1.0));
     return 0;
 }

@@ -6,6 +6,7 @@ A bad config is refused at start with a ConfigError naming the key and the probl
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import secrets
@@ -63,6 +64,16 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class L3Config:
+    """The L3 timeline's bounds on its target delay, in seconds (the jitter buffer's, sfu/media/jitter.py):
+    a frame is released its first packet's arrival + a target within [min_delay, max_delay].
+    min_delay = max_delay fixes the hold (a benchmark measuring what comes after it)."""
+
+    min_delay: float = 0.02  # the defaults are MediaSettings' (sfu/media/track.py)
+    max_delay: float = 0.35  # with the uplink's and the player's, end-to-end under 400 ms
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -76,6 +87,7 @@ class Config:
     session: SessionConfig = field(default_factory=SessionConfig)
     signalling: SignallingConfig = field(default_factory=SignallingConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    l3: L3Config = field(default_factory=L3Config)
 
     def app(self, app_id: int) -> AppConfig | None:
         for a in self.apps:
@@ -126,6 +138,35 @@ def _typed(section: str, cls: type, raw: Any) -> Any:
     return cls(**kwargs)
 
 
+def _l3(raw: Any) -> L3Config:
+    """[l3]: seconds, finite, 0 <= min_delay <= max_delay, max_delay > 0 (a frame needs time for its
+    later packets)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"[l3]: expected a table, got {type(raw).__name__}")
+    known = {f.name for f in fields(L3Config)}
+    values: dict[str, float] = {}
+    for key, value in raw.items():
+        name = f"l3.{key}"
+        if key not in known:
+            raise ConfigError(f"{name}: unknown key (known: {', '.join(sorted(known))})")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name}: expected a number of seconds, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{name}: must be a finite number of seconds, got {value!r}")
+        if value < 0:
+            raise ConfigError(f"{name}: must be >= 0 seconds, got {value!r}")
+        values[key] = float(value)
+    cfg = L3Config(**values)
+    if cfg.max_delay <= 0:
+        raise ConfigError(f"l3.max_delay: must be > 0 seconds (a frame's later packets need time), got {cfg.max_delay!r}")
+    if cfg.min_delay > cfg.max_delay:
+        unset = " (the default)"
+        raise ConfigError(f"l3.min_delay: must be <= l3.max_delay ({cfg.min_delay}"
+                          f"{'' if 'min_delay' in values else unset} > {cfg.max_delay}"
+                          f"{'' if 'max_delay' in values else unset})")
+    return cfg
+
+
 def _app(index: int, raw: Any) -> AppConfig:
     where = f"apps[{index}]"
     if not isinstance(raw, dict):
@@ -144,7 +185,7 @@ def _app(index: int, raw: Any) -> AppConfig:
 
 
 def config_from_dict(raw: dict[str, Any]) -> Config:
-    allowed = {"apps", "node", "session", "signalling", "metrics"}
+    allowed = {"apps", "node", "session", "signalling", "metrics", "l3"}
     for key in raw:
         if key not in allowed:
             raise ConfigError(f"{key}: unknown top-level key (known: {', '.join(sorted(allowed))})")
@@ -163,6 +204,7 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
         session=_typed("session", SessionConfig, raw.get("session", {})),
         signalling=_typed("signalling", SignallingConfig, raw.get("signalling", {})),
         metrics=_typed("metrics", MetricsConfig, raw.get("metrics", {})),
+        l3=_l3(raw.get("l3", {})),
     )
     if cfg.node.port > 65535:
         raise ConfigError(f"node.port: must be <= 65535, got {cfg.node.port}")

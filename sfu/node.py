@@ -13,7 +13,7 @@ from sfu.config import Config
 from sfu.http_api import HttpApi
 from sfu.loop_lag import LoopLagMonitor
 from sfu.media.endpoint import MediaEndpoint
-from sfu.media.router import Router
+from sfu.media.router import MediaSettings, Router
 from sfu.media.service import MediaService
 from sfu.metrics import CONTENT_TYPE, NodeMetrics
 from sfu.room import RoomService
@@ -22,12 +22,17 @@ from sfu.signalling.server import SignallingServer
 log = logging.getLogger("sfu.node")
 
 
+def media_settings(config: Config) -> MediaSettings:
+    """The media plane's settings from the config ([l3]); the rest are MediaSettings' defaults."""
+    return MediaSettings(l3_min_delay=config.l3.min_delay, l3_max_delay=config.l3.max_delay)
+
+
 class Node:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.service = RoomService(config.apps, config.session)
         self.signalling = SignallingServer(self.service, config.signalling)
-        self.router = Router()
+        self.router = Router(media_settings(config))
         self.endpoint = MediaEndpoint(self.router, config.node.host, config.node.rtp_ports)
         self.media = MediaService(self.router, self.endpoint)
         s = config.session

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from sfu.config import ConfigError, config_from_dict, dev_app
+from sfu.config import ConfigError, config_from_dict, dev_app, load_config
 
 GOOD = {"app_id": 7, "secret": "0123456789abcdef0123456789abcdef"}
 
@@ -33,6 +33,17 @@ def test_defaults_and_overrides():
     ({"apps": [GOOD], "metrics": {"per_stream_labels": "yes"}}, "metrics.per_stream_labels: expected true or false"),
     ({"apps": [GOOD], "metrics": {"per_stream_labels": 1}}, "metrics.per_stream_labels: expected true or false"),
     ({"apps": [GOOD], "metrics": {"stream_labels": True}}, "metrics.stream_labels: unknown key"),
+    ({"apps": [GOOD], "l3": "x"}, "[l3]: expected a table"),
+    ({"apps": [GOOD], "l3": {"min_delay": "0.1"}}, "l3.min_delay: expected a number of seconds"),
+    ({"apps": [GOOD], "l3": {"max_delay": True}}, "l3.max_delay: expected a number of seconds"),
+    ({"apps": [GOOD], "l3": {"min_delay": -0.01}}, "l3.min_delay: must be >= 0"),
+    ({"apps": [GOOD], "l3": {"max_delay": -1}}, "l3.max_delay: must be >= 0"),
+    ({"apps": [GOOD], "l3": {"max_delay": float("inf")}}, "l3.max_delay: must be a finite number"),
+    ({"apps": [GOOD], "l3": {"min_delay": float("nan")}}, "l3.min_delay: must be a finite number"),
+    ({"apps": [GOOD], "l3": {"min_delay": 0, "max_delay": 0}}, "l3.max_delay: must be > 0"),
+    ({"apps": [GOOD], "l3": {"min_delay": 0.2, "max_delay": 0.1}}, "l3.min_delay: must be <= l3.max_delay (0.2 > 0.1)"),
+    ({"apps": [GOOD], "l3": {"max_delay": 0.01}}, "l3.min_delay: must be <= l3.max_delay (0.02 (the default) > 0.01)"),
+    ({"apps": [GOOD], "l3": {"delay": 0.1}}, "l3.delay: unknown key"),
 ])
 def test_bad_values_are_named(raw, fragment):
     with pytest.raises(ConfigError) as e:
@@ -43,6 +54,29 @@ def test_bad_values_are_named(raw, fragment):
 def test_metrics_section():
     assert config_from_dict({"apps": [GOOD]}).metrics.per_stream_labels is False
     assert config_from_dict({"apps": [GOOD], "metrics": {"per_stream_labels": True}}).metrics.per_stream_labels is True
+
+
+def test_l3_section():
+    from sfu.media.track import MediaSettings
+    from sfu.node import media_settings
+
+    default = config_from_dict({"apps": [GOOD]})
+    # the defaults are the media plane's own
+    assert (default.l3.min_delay, default.l3.max_delay) == (MediaSettings().l3_min_delay, MediaSettings().l3_max_delay)
+    fixed = config_from_dict({"apps": [GOOD], "l3": {"min_delay": 0.1, "max_delay": 0.1}})
+    assert (fixed.l3.min_delay, fixed.l3.max_delay) == (0.1, 0.1)
+    assert config_from_dict({"apps": [GOOD], "l3": {"min_delay": 0, "max_delay": 1}}).l3.max_delay == 1.0
+    assert isinstance(config_from_dict({"apps": [GOOD], "l3": {"max_delay": 1}}).l3.max_delay, float)
+    settings = media_settings(fixed)
+    assert (settings.l3_min_delay, settings.l3_max_delay) == (0.1, 0.1)
+    assert settings.rtt == MediaSettings().rtt  # the rest are the defaults
+
+
+def test_l3_section_from_toml(tmp_path):
+    f = tmp_path / "node.toml"
+    f.write_text(f'[[apps]]\napp_id = 7\nsecret = "{GOOD["secret"]}"\n\n[l3]\nmin_delay = 0.05\nmax_delay = 0.2\n')
+    cfg = load_config(f)
+    assert (cfg.l3.min_delay, cfg.l3.max_delay) == (0.05, 0.2)
 
 
 def test_dev_app_is_created_once_and_reused(tmp_path):

@@ -1,7 +1,8 @@
 """bench/fanout.py runs end to end (a smoke test of the harness, not a performance assertion).
 
-Builds the C generator, sink and relay, starts a node, and checks the JSON it writes: its shape,
-a C relay ceiling above zero and a node that forwarded something.
+Builds the C generator, sink and relay, starts a node (RTC, and L3 with its fixed hold), and checks
+the JSON it writes: its shape, a C relay ceiling above zero, a node that forwarded something, and
+L3's latency measured past each frame's release next to its total.
 """
 
 import json
@@ -21,23 +22,34 @@ RESULT_KEYS = {"n", "mode", "max_output_pps", "ceiling_pps", "ratio", "p50_us", 
 def test_fanout_quick_writes_the_json_schema(tmp_path):
     out = tmp_path / "fanout.json"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "fanout.py"), "--quick", "--players", "1,10", "--modes", "rtc",
+        [sys.executable, str(ROOT / "bench" / "fanout.py"), "--quick", "--players", "1,10", "--modes", "rtc,l3",
          "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=60)
+        cwd=ROOT, capture_output=True, text=True, timeout=90)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(out.read_text())
 
     assert set(report) >= {"results", "ceiling", "gstreamer", "machine"}
     results = report["results"]
-    assert [(r["n"], r["mode"]) for r in results] == [(1, "rtc"), (10, "rtc")]
+    assert [(r["n"], r["mode"]) for r in results] == [(1, "rtc"), (1, "l3"), (10, "rtc"), (10, "l3")]
     for r in results:
         assert set(r) >= RESULT_KEYS, set(RESULT_KEYS) - set(r)
         assert r["max_output_pps"] > 0, r
         assert r["ceiling_pps"] > 0, r
         assert r["ratio"] == pytest.approx(r["max_output_pps"] / r["ceiling_pps"], rel=1e-3)
         for key in ("p50_us", "p99_us", "cpu_us_per_packet"):
-            assert isinstance(r[key], (int, float)) and r[key] > 0, (key, r)
+            assert isinstance(r[key], (int, float)) and r[key] >= 0, (key, r)
+        assert r["p99_us"] > 0 and r["cpu_us_per_packet"] > 0, r
+        # (an L3 p50 past release is 0 when most packets came before their frame's release: `early`)
+        assert r["p50_us"] > 0 or (r["mode"] == "l3" and r["early"] > 0), r
         assert isinstance(r["rss_bytes_per_player"], (int, float))
+        assert isinstance(r["early"], int) and r["early"] >= 0
+        if r["mode"] == "rtc":  # latency is receipt - send: the total
+            assert r["hold_us"] == 0
+            assert (r["total_p50_us"], r["total_p99_us"]) == (r["p50_us"], r["p99_us"])
+        else:  # each frame held 100 ms ([l3] min_delay = max_delay = 0.1): p50/p99 are past that release
+            assert r["hold_us"] == 100_000
+            assert r["total_p50_us"] > 90_000 and r["total_p99_us"] >= r["total_p50_us"]
+            assert r["p50_us"] < r["total_p50_us"] - 50_000 and r["p99_us"] < r["total_p99_us"] - 50_000
 
     ceiling = report["ceiling"]["results"]
     assert [c["n"] for c in ceiling] == [1, 10]
@@ -51,4 +63,4 @@ def test_fanout_quick_writes_the_json_schema(tmp_path):
         assert gst["status"] == "n/a"
     assert report["machine"]["cpu"] and report["machine"]["pinning"]
 
-    assert "max out pps" in proc.stdout  # the table
+    assert "max out pps" in proc.stdout and "past each frame's release" in proc.stdout  # the table
