@@ -14,9 +14,11 @@ import asyncio
 import functools
 import logging
 import socket
+import time
 
 from sfu.errors import ErrorCode, SfuError
 from sfu.media.fastpath import Reader, dont_fragment
+from sfu.media.timer import PreciseTimer
 from sfu.media.router import SHARED, KINDS, Router, TrackSpec
 
 log = logging.getLogger("sfu.media")
@@ -56,7 +58,7 @@ class _Protocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr) -> None:
         ep = self.endpoint
-        ep.send(ep.router.on_datagram(self.key, data, addr, ep.loop.time()))
+        ep.send(ep.router.on_datagram(self.key, data, addr, ep.clock()))
 
     def error_received(self, exc: Exception) -> None:  # e.g. ICMP port unreachable from a player
         log.debug("media socket %d: %s", self.key, exc)
@@ -76,8 +78,8 @@ class MediaEndpoint:
         self.unsent = 0
         self._tracks: dict[int, tuple[int, list[socket.socket]]] = {}  # track id -> (port, sockets)
         self._out: socket.socket | None = None  # the shared socket, for the fast paths' sends
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self.clock = time.monotonic  # the media plane's clock (precise; the loop's counts milliseconds)
+        self._timer: PreciseTimer | None = None  # the Router's next deadline
 
     def _socket(self, port: int) -> socket.socket | None:
         sock = socket.socket(self._family, socket.SOCK_DGRAM)
@@ -126,6 +128,8 @@ class MediaEndpoint:
         if self._family == socket.AF_INET:
             dont_fragment(sock)
         self._out = sock.dup()  # the same socket: the fast paths send on it directly
+        self._timer = PreciseTimer()
+        self.loop.add_reader(self._timer.fileno(), self._on_timer)
         self.shared, _ = await self.loop.create_datagram_endpoint(lambda: _Protocol(self, SHARED), sock=sock)
 
     def open_tracks(self, track_ids: list[int]) -> dict[int, int]:
@@ -146,7 +150,7 @@ class MediaEndpoint:
                 for sock in socks:
                     track.fast.enable_timestamps(sock)  # arrivals from the kernel: L3 sees the network's jitter, not ours
                     # the fast path reads the socket; Python runs only for what it leaves to the track
-                    self.loop.add_reader(sock.fileno(), Reader(track.fast, sock, self.loop.time,
+                    self.loop.add_reader(sock.fileno(), Reader(track.fast, sock, self.clock,
                                                                functools.partial(self._resume, tid, sock)))
                 track.fast.output = self._out
         except SfuError:
@@ -155,7 +159,7 @@ class MediaEndpoint:
         return ports
 
     def _resume(self, tid: int, sock: socket.socket, event: int, now: float) -> None:
-        self.router.resume(tid, event, sock, now, self._send)
+        self.router.resume(tid, event, sock, now, self._send, self.clock)
         self._arm()
 
     def close_tracks(self, track_ids: list[int]) -> None:
@@ -190,21 +194,17 @@ class MediaEndpoint:
 
     def _arm(self) -> None:
         deadline = self.router.next_timer()
-        if deadline == self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = deadline
-        self._timer = None if deadline is None else self.loop.call_at(deadline, self._on_timer)
+        if self._timer is not None and deadline != self._timer.deadline:
+            self._timer.set(deadline)
 
     def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
-        self.send(self.router.on_timer(self.loop.time()))
+        if self._timer.clear():
+            self.send(self.router.on_timer(self.clock()))
 
     async def stop(self) -> None:
         if self._timer is not None:
-            self._timer.cancel()
+            self.loop.remove_reader(self._timer.fileno())
+            self._timer.close()
             self._timer = None
         self.close_tracks(list(self._tracks))
         if self._out is not None:

@@ -232,27 +232,34 @@ class Router:
         self._absorb(track)
         return out
 
-    def pump(self, socket_key: int, sock, now: float, send: Callable[[list[Out]], None]) -> None:
+    def pump(self, socket_key: int, sock, now: float, send: Callable[[list[Out]], None],
+             clock: Callable[[], float] | None = None) -> None:
         """The IO shell's way in: read what waits on a publisher track's socket. The fast path
         sends its own datagrams (its track's `fast.output` is set); `send` gets the others as
-        they come, so the order toward each player holds."""
+        they come, so the order toward each player holds. With `clock`, each read after the
+        first is timed afresh (Python's work in between takes time: a datagram's arrival is
+        converted from its kernel timestamp against the time of the read)."""
         track = self._tracks.get(socket_key)
         if track is not None:
-            self._drain(track, track.fast.pump(sock, now), sock, now, send)
+            self._drain(track, track.fast.pump(sock, now), sock, now, send, clock)
 
-    def resume(self, socket_key: int, event: int, sock, now: float, send: Callable[[list[Out]], None]) -> None:
-        """`pump`, after the track's fast path (a `Reader`) returned `event` from the socket: the
-        event is handled, then the socket read on until the fast path needs Python no more."""
+    def resume(self, socket_key: int, event: int, sock, now: float, send: Callable[[list[Out]], None],
+               clock: Callable[[], float] | None = None) -> None:
+        """`pump`, after the track's fast path (a `Reader`) returned `event` from the socket at
+        `now`: the event is handled, then the socket read on until the fast path needs Python no more."""
         track = self._tracks.get(socket_key)
         if track is not None:
-            self._drain(track, event, sock, now, send)
+            self._drain(track, event, sock, now, send, clock)
 
-    def _drain(self, track: PublisherTrack, event: int, sock, now: float, send: Callable[[list[Out]], None]) -> None:
+    def _drain(self, track: PublisherTrack, event: int, sock, now: float, send: Callable[[list[Out]], None],
+               clock: Callable[[], float] | None) -> None:
         fast = track.fast
         while event != EV_NONE:
             out = self._on_event(track, event, now)
             if out:
                 send(self._count(out))
+            if clock is not None:
+                now = clock()
             event = fast.pump(sock, now)
         self._absorb(track)
 

@@ -35,7 +35,7 @@ class MediaService:
     def play(self, app_id: int, stream_id: str, session_id: str, addrs: dict[str, Addr] | None = None,
              payload_types: dict[str, int] | None = None, *, l3: bool) -> dict:
         ssrcs, out = self.router.add_player(app_id, stream_id, session_id, addrs, payload_types, l3=l3,
-                                            now=self.endpoint.loop.time())
+                                            now=self.endpoint.clock())
         self.endpoint.send(out)
         live = {spec.kind: spec for _, spec in self.router.publisher_tracks(app_id, stream_id)}
         tracks = []

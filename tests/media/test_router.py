@@ -292,3 +292,31 @@ def test_counters_include_what_the_fast_path_counted_since_python_last_ran(route
     fast.ingest(rtp(5, 200, 7, VP8_DELTA), PUB, 0.06)
     router.end_stream(1, "s1")  # the track is gone: its last count stays in the Router's
     assert router.counters["packets_in"] == 6
+
+
+def test_each_read_of_a_drain_is_timed_afresh(router):
+    """Python's work between the reads of one wake-up takes time: with a clock, a read after an
+    event is timed when it happens (a datagram's arrival is never the wake-up's stale time)."""
+    import select
+    import socket
+
+    (video,) = router.add_publisher(1, "s1", VIDEO_ONLY)
+    router.add_player(1, "s1", "sa", {"video": P1})
+    router.track(video).fast.output = None  # sans-IO sends: nothing leaves
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as pub:
+        rx.bind(("127.0.0.1", 0))
+        rx.setblocking(False)
+        pub.sendto(rtp(1, 100, 7, VP8_KEY), rx.getsockname())
+        assert select.select([rx], [], [], 5)[0]
+        sent = []
+
+        def send(out) -> None:  # Python's work on the keyframe: meanwhile the next datagram comes
+            if not sent:
+                sent.append(pub.sendto(rtp(2, 200, 7, VP8_DELTA), rx.getsockname()))
+                assert select.select([rx], [], [], 5)[0]
+
+        reads = iter([20.0, 30.0, 40.0])
+        router.pump(video, rx, 10.0, send, clock=lambda: next(reads))
+        assert sent and router.track(video).fast.last_ext == 2
+        assert router.last_packet(1, "s1") == 20.0  # read after the keyframe's work: timed then
