@@ -664,15 +664,19 @@ cdef class FastTrack:
         p.gate = gate
         p.seq_delta = seq_delta
 
-    def take_player_stats(self, int mode=0):
+    def take_player_stats(self, int mode=0, Py_ssize_t first=0, last=None):
         cdef Py_ssize_t i
         cdef player_t* p
         cdef int modes = mode if mode else (MODE_RTC | MODE_L3)
+        cdef Py_ssize_t end = self._nplayers if last is None else min(<Py_ssize_t>last, self._nplayers)
+        if first < 0:
+            first = 0
         if not self._dirty & modes:
             return []
-        self._dirty &= ~modes
+        if first == 0 and end == self._nplayers:
+            self._dirty &= ~modes  # the others (a range) may still have something
         stats = []
-        for i in range(self._nplayers):
+        for i in range(first, end):
             p = &self._players[i]
             if (p.count or p.drops) and (p.mode & modes):
                 stats.append((i, p.count, p.nbytes, p.octets, p.last_ext, p.last_ts, p.last_arrival,

@@ -138,16 +138,21 @@ class FastTrack:
             raise ValueError("set_gate cannot make a player gated or ungated: load the table")
         p.gate, p.seq_delta = gate, seq_delta
 
-    def take_player_stats(self, mode: int = 0) -> list[tuple]:
+    def take_player_stats(self, mode: int = 0, first: int = 0, last: int | None = None) -> list[tuple]:
         """What the fast path did since the last call or load, for each player of `mode` (0: all)
-        that it sent or dropped something for: (slot, count, bytes, octets, last_ext, last_ts,
-        last_arrival, drops, drop_bytes, drop_first, drop_last). Dropped packets (a closed gate)
-        are consecutive ext_seqs, drop_first..drop_last."""
+        in slots `first` to `last` (excluded; None: to the end) that it sent or dropped something
+        for: (slot, count, bytes, octets, last_ext, last_ts, last_arrival, drops, drop_bytes,
+        drop_first, drop_last). Dropped packets (a closed gate) are consecutive ext_seqs,
+        drop_first..drop_last."""
         if not self._dirty & (mode or (MODE_RTC | MODE_L3)):
             return []
-        self._dirty &= ~(mode or (MODE_RTC | MODE_L3))
+        first = max(first, 0)
+        end = len(self._players) if last is None else min(last, len(self._players))
+        if first == 0 and end == len(self._players):
+            self._dirty &= ~(mode or (MODE_RTC | MODE_L3))  # the others (a range) may still have something
         stats = []
-        for slot, p in enumerate(self._players):
+        for slot in range(first, end):
+            p = self._players[slot]
             if (p.count or p.drops) and (not mode or p.mode == mode):
                 stats.append((slot, p.count, p.bytes, p.octets, p.last_ext, p.last_ts, p.last_arrival,
                               p.drops, p.drop_bytes, p.drop_first, p.drop_last))

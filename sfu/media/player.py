@@ -48,6 +48,7 @@ class PlayerTrack:
     timestamps_reset: bool = False
     fast: bool = False  # in its publisher track's fast table (sfu/media/track.py), and gated there
     gated: bool = False
+    slot: int = -1  # its place in that table while `fast`
     play_at: float | None = None  # when its play request reached the node, until its first keyframe is sent
     packets_dropped: int = 0  # packets its latency budget did not let through
     report_clock: ReportClock = field(default_factory=ReportClock)  # when its sender reports went: the RTT

@@ -41,6 +41,7 @@ from sfu.rtp.rtcp import Nack, RtcpParseError, SenderReport, parse_rtcp, seriali
 
 Out = tuple[int, bytes, Addr]  # (socket key to send from, datagram, destination)
 SENDER_REPORT_INTERVAL = 1.0  # seconds between the translated sender reports each player gets
+SENDER_REPORT_SLICE = 32  # players per SR tick: a round over many players is spread over the interval
 _FIRST_FRAME_SAMPLES = 4096
 
 
@@ -112,6 +113,8 @@ class PublisherTrack:
         self.sender_report: SenderReport | None = None  # the publisher's last, and when it came
         self.sender_report_at = 0.0
         self.next_sender_reports: float | None = None
+        self._sr_next = 0  # the next player of the SR round (an index into `players`)
+        self._sr_round_start = 0.0
         self.counters = {"packets": 0, "bad_payload": 0, "nacks_sent": 0, "plis_sent": 0,
                          "retransmissions": 0, "frames_released": 0, "sender_reports": 0}
         # (mode, seconds from a player's play request to its first keyframe packet sent), for metrics
@@ -197,14 +200,33 @@ class PublisherTrack:
                     self.next_sender_reports = now
 
     def _sender_reports(self, now: float) -> list[Out]:
-        """SR translation: the publisher's NTP/RTP time pair, carried to now, in each player's numbering."""
+        """SR translation: the publisher's NTP/RTP time pair, carried to now, in each player's numbering.
+
+        A round gives every player one SR per SENDER_REPORT_INTERVAL, SENDER_REPORT_SLICE players a
+        tick, the ticks spread evenly over the interval: with a thousand players the node never
+        stops forwarding for all of them at once. (A player that leaves mid-round shifts those
+        after it: one may miss this round's SR or get two.)"""
         sr = self.sender_report
-        self.next_sender_reports = now + SENDER_REPORT_INTERVAL
+        players = self.players
+        if self._sr_next == 0:
+            self._sr_round_start = now
+        first = self._sr_next
+        batch = players[first:first + SENDER_REPORT_SLICE]
+        self._sr_next = first + len(batch)
+        if self._sr_next >= len(players):
+            self._sr_next = 0
+            self.next_sender_reports = max(self._sr_round_start + SENDER_REPORT_INTERVAL, now + 0.001)
+        else:
+            ticks = -(-len(players) // SENDER_REPORT_SLICE)
+            self.next_sender_reports = now + SENDER_REPORT_INTERVAL / ticks
+        slots = [p.slot for p in batch if p.fast]
+        if slots:  # what the fast path sent them: the counts and numbering the SR carries
+            self._pull(0, min(slots), max(slots) + 1)
         out: list[Out] = []
         elapsed = now - self.sender_report_at
         ntp = (sr.ntp_time + round(elapsed * 2**32)) & 0xFFFFFFFFFFFFFFFF
         rtp_in = (sr.rtp_time + round(elapsed * self.spec.clock_rate)) & 0xFFFFFFFF
-        for p in self.players:
+        for p in batch:
             if p.addr is None or not p.started or p.timestamps is None:
                 continue
             report = SenderReport(p.ssrc, ntp, p.timestamp(rtp_in, now, self.spec.clock_rate),
@@ -216,10 +238,11 @@ class PublisherTrack:
 
     # ----- the fast table --------------------------------------------------------------------
 
-    def _pull(self, mode: int = 0) -> None:
+    def _pull(self, mode: int = 0, first: int = 0, last: int | None = None) -> None:
         """Bring the players' numbering and counts up to what the fast path sent them (those of
-        `mode`, 0: all) since the last pull: before Python touches them."""
-        stats = self.fast.take_player_stats(mode)
+        `mode`, 0: all; in table slots `first` to `last`) since the last pull: before Python
+        touches them."""
+        stats = self.fast.take_player_stats(mode, first, last)
         if not stats:
             return
         rate = self.spec.clock_rate
@@ -263,6 +286,7 @@ class PublisherTrack:
                             seq_delta, ts_delta, mode, (GATE_OPEN if p.frame_send else GATE_CLOSED) if gated
                             else GATE_NONE, p.rewriter.first_input))
             p.gated = gated
+            p.slot = len(loaded)
             loaded.append(p)
         self.fast.load_players(entries)
         self._loaded = loaded
@@ -443,7 +467,6 @@ class PublisherTrack:
         if self.jitter.take_keyframe_needed() | self.nack.take_keyframe_needed():
             self.requester.request(now, "repair")
         if self.next_sender_reports is not None and now >= self.next_sender_reports:
-            self._pull()
             out += self._sender_reports(now)
         # every timer is consumed, with or without a publisher to send to, so none stays due
         self.nack.set_jitter(self.fast.packet_jitter)  # every packet's, L3 timeline or not

@@ -158,6 +158,15 @@ def test_the_next_packet_in_order_goes_to_every_rtc_player_rewritten(FastTrack):
     assert t.take_player_stats() == []  # nothing sent since
 
 
+def test_stats_can_be_taken_for_a_range_of_slots(FastTrack):
+    t = started(FastTrack, [(("127.0.0.1", 6001 + i), 0xA + i, 100, 10, 5, MODE_RTC) for i in range(4)])
+    assert t.ingest(rtp(11, ts=2000, payload=MIDDLE), PUB, 2.0) == EV_NONE
+    assert [s[0] for s in t.take_player_stats(0, 1, 3)] == [1, 2]  # slots 1 and 2 only
+    assert [s[0] for s in t.take_player_stats(MODE_RTC, 2)] == [3]  # from slot 3 on: the rest
+    assert [s[0] for s in t.take_player_stats()] == [0]  # the one left
+    assert t.take_player_stats() == []
+
+
 def test_a_gated_player_gets_or_skips_whole_frames_as_told(FastTrack):
     """A player whose budget decides per frame: each new frame's first packet is left to the
     track (which decides, then sets the gate); the rest of the frame obeys the gate, and packets it
@@ -345,6 +354,8 @@ STEP = st.one_of(
     st.tuples(st.just("gop"), st.integers(-5, 5)),
     st.tuples(st.just("frame"), st.integers(0, 5)),
     st.tuples(st.just("junk"), st.binary(max_size=30)),
+    st.tuples(st.just("stats"), st.sampled_from([0, MODE_RTC, MODE_L3]), st.integers(-1, 3),
+              st.one_of(st.none(), st.integers(0, 4))),
 )
 
 
@@ -379,6 +390,8 @@ def test_the_compiled_fast_path_matches_the_reference(first, steps):
                     t.set_gate(step[1], int(step[2]), step[3])
             elif step[0] == "fast_ok":
                 t.fast_ok = step[1]
+            elif step[0] == "stats":
+                result.append(("some stats", t.take_player_stats(step[1], step[2], step[3])))
             elif step[0] == "gop":
                 t.gop_start = None if t.newest is None else t.newest + step[1]
                 result.append(("gop", t.gop(64, 100_000)))

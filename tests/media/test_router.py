@@ -320,3 +320,33 @@ def test_each_read_of_a_drain_is_timed_afresh(router):
         router.pump(video, rx, 10.0, send, clock=lambda: next(reads))
         assert sent and router.track(video).fast.last_ext == 2
         assert router.last_packet(1, "s1") == 20.0  # read after the keyframe's work: timed then
+
+
+def test_sender_reports_to_many_players_are_spread_over_the_second(router):
+    """A round of SRs to 100 players is cut into ticks of at most SENDER_REPORT_SLICE, spread over
+    the interval: each player gets one a second, the node never stops for all of them at once."""
+    from sfu.media.track import SENDER_REPORT_SLICE
+    from sfu.rtp.rtcp import SenderReport
+
+    (video,) = router.add_publisher(1, "s1", VIDEO_ONLY)
+    players = {}
+    for i in range(100):
+        ssrcs, _ = router.add_player(1, "s1", f"s{i}", {"video": ("127.0.0.1", 7000 + i)})
+        players[ssrcs["video"]] = i
+    router.on_datagram(video, rtp(100, 90_000, 7, VP8_KEY), PUB, 10.0)
+    for k in range(1, 30):  # the fast path forwards these: the SRs' counts must include them
+        router.on_datagram(video, rtp(100 + k, 90_000 + 3000 * k, 7, VP8_DELTA), PUB, 10.0 + k / 30)
+    router.on_datagram(video, serialize([SenderReport(7, 0xE000_0000_0000_0000, 90_000, 1, 1000)]), PUB, 10.0)
+    ticks = []
+    while (t := router.next_timer()) is not None and t < 12.0:
+        reports = [p for _, d, _ in router.on_timer(t) for p in parse_rtcp(d) if isinstance(p, SenderReport)]
+        if reports:
+            ticks.append((t, reports))
+    first_round = [(t, r) for t, r in ticks if t < 11.0]
+    assert len(first_round) == 4 and all(len(r) <= SENDER_REPORT_SLICE for _, r in first_round)
+    assert sorted(players[r.ssrc] for _, rs in first_round for r in rs) == list(range(100))  # each once
+    times = [t for t, _ in first_round]
+    assert times[0] == 10.0 and all(0.2 <= b - a <= 0.3 for a, b in zip(times, times[1:]))
+    assert {r.packet_count for _, rs in first_round[1:] for r in rs} == {30}  # the fast path's sends counted
+    second_round = [t for t, _ in ticks if t >= 11.0]
+    assert second_round[0] == 11.0 and len(second_round) == 4  # one second after the round began
