@@ -219,90 +219,92 @@ def test_a_released_frame_goes_to_every_l3_player(FastTrack):
     assert [fields(d)[:4] for _, d, _ in out] == [(101, 15, 3007, 0xB), (101, 16, 3007, 0xB)]
 
 
-def test_pump_reads_a_socket_and_sends_on_another(FastTrack):
+@pytest.fixture
+def loopback():
+    """Four UDP sockets on loopback: the track's (rx, non-blocking), the shared one to send from
+    (out), a publisher's and a player's (5 s timeout)."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(4)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    socks[0].setblocking(False)
+    socks[3].settimeout(5)
+    yield socks
+    for s in socks:
+        s.close()
+
+
+def test_pump_reads_a_socket_and_sends_on_another(FastTrack, loopback):
     """Real sockets on loopback: recvmmsg in, sendmmsg out (the compiled one), the same results."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) \
-            as out, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as pub, \
-            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as player:
-        for s in (rx, out, pub, player):
-            s.bind(("127.0.0.1", 0))
-        rx.setblocking(False)
-        player.settimeout(5)
-        t = FastTrack("VP8")
-        t.output = out
-        pub.sendto(rtp(10, payload=KEY), rx.getsockname())
-        event = EV_NONE
-        for _ in range(1000):  # until the kernel has it
-            event = t.pump(rx, 1.0)
-            if event != EV_NONE:
-                break
-        assert event == EV_RTP and t.bound == pub.getsockname()
-        t.load_players([(player.getsockname(), 0xA, 100, 10, 0, MODE_RTC)])
-        t.fast_ok = True
-        for seq in range(11, 111):
-            pub.sendto(rtp(seq, ts=seq, payload=MIDDLE), rx.getsockname())
-        got = []
-        while len(got) < 100:
-            assert t.pump(rx, 2.0) == EV_NONE
-            try:
-                while len(got) < 100:
-                    got.append(fields(player.recv(2048))[1])
-                    player.settimeout(0.2)
-            except TimeoutError:
-                pass
-        assert got == list(range(1, 101))
-        assert t.take_player_stats() == [(0, 100, 100 * 33, 100 * 21, 110, 110, 2.0, 0, 0, 0, 0)]
+    rx, out, pub, player = loopback
+    t = FastTrack("VP8")
+    t.output = out
+    pub.sendto(rtp(10, payload=KEY), rx.getsockname())
+    event = EV_NONE
+    for _ in range(1000):  # until the kernel has it
+        event = t.pump(rx, 1.0)
+        if event != EV_NONE:
+            break
+    assert event == EV_RTP and t.bound == pub.getsockname()
+    t.load_players([(player.getsockname(), 0xA, 100, 10, 0, MODE_RTC)])
+    t.fast_ok = True
+    for seq in range(11, 111):
+        pub.sendto(rtp(seq, ts=seq, payload=MIDDLE), rx.getsockname())
+    got = []
+    while len(got) < 100:
+        assert t.pump(rx, 2.0) == EV_NONE
+        try:
+            while len(got) < 100:
+                got.append(fields(player.recv(2048))[1])
+                player.settimeout(0.2)
+        except TimeoutError:
+            pass
+    assert got == list(range(1, 101))
+    assert t.take_player_stats() == [(0, 100, 100 * 33, 100 * 21, 110, 110, 2.0, 0, 0, 0, 0)]
 
 
-def test_a_reader_runs_python_only_for_what_the_fast_path_leaves(FastTrack):
+def test_a_reader_runs_python_only_for_what_the_fast_path_leaves(FastTrack, loopback):
     """The event loop's callback: pump with the clock's time; `slow(event, now)` for an event only."""
     Reader = importlib.import_module(FastTrack.__module__).Reader
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) \
-            as out, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as pub, \
-            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as player:
-        for s in (rx, out, pub, player):
-            s.bind(("127.0.0.1", 0))
-        rx.setblocking(False)
-        player.settimeout(5)
-        t = FastTrack("VP8")
-        t.output = out
-        now = [3.0]
-        calls = []
-        reader = Reader(t, rx, lambda: now[0], lambda event, at: calls.append((event, at, t.last_ext)))
-        assert reader.fast is t and reader.sock is rx
+    rx, out, pub, player = loopback
+    t = FastTrack("VP8")
+    t.output = out
+    now = [3.0]
+    calls = []
+    reader = Reader(t, rx, lambda: now[0], lambda event, at: calls.append((event, at, t.last_ext)))
+    assert reader.fast is t and reader.sock is rx
 
-        def read_until(done) -> None:
-            for _ in range(100):  # bounded: each round waits for the socket up to 1 s
-                if done():
-                    return
-                select.select([rx], [], [], 1)
-                reader()
-            raise AssertionError("the reader did not get there")
+    def read_until(done) -> None:
+        for _ in range(100):  # bounded: each round waits for the socket up to 1 s
+            if done():
+                return
+            select.select([rx], [], [], 1)
+            reader()
+        raise AssertionError("the reader did not get there")
 
-        pub.sendto(rtp(10, payload=KEY), rx.getsockname())  # the first packet binds the source: Python's
-        read_until(lambda: calls)
-        assert calls == [(EV_RTP, 3.0, 10)]
-        t.load_players([(player.getsockname(), 0xA, 100, 10, 0, MODE_RTC)])
-        t.fast_ok = True
-        now[0] = 4.0
-        for seq in range(11, 31):
-            pub.sendto(rtp(seq, payload=MIDDLE), rx.getsockname())
-        got = []
+    pub.sendto(rtp(10, payload=KEY), rx.getsockname())  # the first packet binds the source: Python's
+    read_until(lambda: calls)
+    assert calls == [(EV_RTP, 3.0, 10)]
+    t.load_players([(player.getsockname(), 0xA, 100, 10, 0, MODE_RTC)])
+    t.fast_ok = True
+    now[0] = 4.0
+    for seq in range(11, 31):
+        pub.sendto(rtp(seq, payload=MIDDLE), rx.getsockname())
+    got = []
 
-        def forwarded() -> bool:
-            player.settimeout(0.05)
-            try:
-                while len(got) < 20:
-                    got.append(fields(player.recv(2048))[1])
-            except TimeoutError:
-                pass
-            return len(got) == 20
+    def forwarded() -> bool:
+        player.settimeout(0.05)
+        try:
+            while len(got) < 20:
+                got.append(fields(player.recv(2048))[1])
+        except TimeoutError:
+            pass
+        return len(got) == 20
 
-        read_until(forwarded)
-        assert got == list(range(1, 21)) and calls == [(EV_RTP, 3.0, 10)]  # no Python for these
-        pub.sendto(rtp(40, payload=MIDDLE), rx.getsockname())  # a gap: the track's to handle
-        read_until(lambda: len(calls) == 2)
-        assert calls[1] == (EV_RTP, 4.0, 40)
+    read_until(forwarded)
+    assert got == list(range(1, 21)) and calls == [(EV_RTP, 3.0, 10)]  # no Python for these
+    pub.sendto(rtp(40, payload=MIDDLE), rx.getsockname())  # a gap: the track's to handle
+    read_until(lambda: len(calls) == 2)
+    assert calls[1] == (EV_RTP, 4.0, 40)
 
 
 def test_pump_takes_arrival_from_the_kernel_timestamp(FastTrack):
