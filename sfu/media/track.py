@@ -42,6 +42,7 @@ from sfu.rtp.rtcp import Nack, RtcpParseError, SenderReport, parse_rtcp, seriali
 Out = tuple[int, bytes, Addr]  # (socket key to send from, datagram, destination)
 SENDER_REPORT_INTERVAL = 1.0  # seconds between the translated sender reports each player gets
 _FIRST_FRAME_SAMPLES = 4096
+_KEYFRAME_START = F_KEYFRAME | F_FRAME_START  # the first packet of a keyframe (every audio packet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,39 +137,52 @@ class PublisherTrack:
         """The packet the fast path just stored (`fast.last_ext`) and left to Python (module rules)."""
         fast = self.fast
         ext, flags, prev_newest = fast.last_ext, fast.last_flags, fast.slow_prev
-        stored = fast.packet(ext)
-        self._pull(MODE_RTC)  # the RTC players are the ones touched here
-        if prev_newest is not None:
-            self.nack.advance_to(prev_newest)
-        keyframe, frame_start, late = bool(flags & F_KEYFRAME), bool(flags & F_FRAME_START), bool(flags & F_LATE)
-        packet = MediaPacket(ext, stored.timestamp, bool(flags & F_MARKER), keyframe, frame_start, stored.arrival,
-                             stored.data, late, bool(flags & F_DROPPABLE))
-        if late:
-            self.rtt.on_packet(ext, now)
-        self.nack.on_packet(ext, now, is_keyframe=keyframe and frame_start, is_retransmission=late)
-        if keyframe and frame_start:
-            self.requester.on_keyframe(now)
-            if self.video and (fast.gop_start is None or ext > fast.gop_start):
-                fast.gop_start = ext
-        if self._l3_live:
-            self._seed_l3()
-            self.jitter.push(packet, now)
+        rtc = self._rtc
+        if rtc:
+            self._pull(MODE_RTC)  # the RTC players are the ones touched here
+        keyframe_start = flags & _KEYFRAME_START == _KEYFRAME_START
+        late = bool(flags & F_LATE)
+        if prev_newest is not None and ext == prev_newest + 1 and not keyframe_start:
+            self.nack.advance_to(ext)  # the next in sequence, not a keyframe: all the NACK generator needs
+        else:
+            if prev_newest is not None:
+                self.nack.advance_to(prev_newest)
+            if late:
+                self.rtt.on_packet(ext, now)
+            self.nack.on_packet(ext, now, is_keyframe=keyframe_start, is_retransmission=late)
+            if keyframe_start:
+                self.requester.on_keyframe(now)
+                if self.video and (fast.gop_start is None or ext > fast.gop_start):
+                    fast.gop_start = ext
         out: list[Out] = []
-        pt = self.spec.payload_type
-        fast.forward(now)  # the table's RTC players without a gate: theirs is a steady offset
-        for p in self._rtc:
-            if p.addr is None or (p.fast and not p.gated):
-                continue
-            if not p.started:
-                out += self._start(p, now)
-                continue
-            if not p.admit(packet, now):
-                continue
-            data_out = p.packet(packet, pt, self.spec.clock_rate)
-            if data_out is not None:
-                p.sent(len(data_out), now)
-                out.append((0, data_out, p.addr))
-        self._congestion_keyframes(now)
+        if not (self._l3_live or rtc):
+            packet = None  # no player looks at it
+        else:
+            stored = fast.packet(ext)
+            packet = MediaPacket(ext, stored.timestamp, bool(flags & F_MARKER), bool(flags & F_KEYFRAME),
+                                 bool(flags & F_FRAME_START), stored.arrival, stored.data, late,
+                                 bool(flags & F_DROPPABLE))
+        if self._l3_live:
+            if self._l3_seed:
+                self._seed_l3()
+            self.jitter.push(packet, now)
+        if rtc:
+            pt = self.spec.payload_type
+            fast.forward(now)  # the table's RTC players without a gate: theirs is a steady offset
+            for p in rtc:
+                if p.addr is None or (p.fast and not p.gated):
+                    continue
+                if not p.started:
+                    out += self._start(p, now)
+                    continue
+                if not p.admit(packet, now):
+                    continue
+                data_out = p.packet(packet, pt, self.spec.clock_rate)
+                if data_out is not None:
+                    p.sent(len(data_out), now)
+                    out.append((0, data_out, p.addr))
+        if self._measured:
+            self._congestion_keyframes(now)
         for slot, p in self._gated:  # this frame's decision, and the numbering after what was dropped
             delta = p.rewriter.steady_delta()
             if delta is None:
