@@ -403,9 +403,11 @@ class PublisherTrack:
     # ----- timers ----------------------------------------------------------------------------
 
     def next_timer(self) -> float | None:
-        times = [t for t in (self.jitter.next_timer(), self.nack.next_timer(), self.requester.next_timer(),
-                             self.next_sender_reports) if t is not None]
-        return min(times) if times else None
+        due = self.jitter.next_timer()
+        for t in (self.nack.next_timer(), self.requester.next_timer(), self.next_sender_reports):
+            if t is not None and (due is None or t < due):
+                due = t
+        return due
 
     def _l3_cache_only(self, frame, now: float) -> list[Out]:
         return []
