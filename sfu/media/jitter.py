@@ -122,9 +122,13 @@ class _Pending:
         self.keyframe = self.keyframe or packet.keyframe
 
     def complete(self) -> bool:
-        if self.start is None or self.end is None or self.end < self.start:
+        start, end, packets = self.start, self.end, self.packets
+        if start is None or end is None or end < start:
             return False
-        return all(s in self.packets for s in range(self.start, self.end + 1))
+        span = end - start + 1
+        if len(packets) <= span:  # as many ext_seqs as the span holds: complete if none is outside it
+            return len(packets) == span and min(packets) == start and max(packets) == end
+        return all(s in packets for s in range(start, end + 1))
 
     def to_frame(self) -> Frame:
         seqs = sorted(self.packets)

@@ -195,6 +195,8 @@ class Router:
         return ssrc
 
     def _count(self, out: list[Out]) -> list[Out]:
+        if not out:
+            return out
         self.counters["packets_out"] += len(out)
         self.counters["bytes_out"] += sum(len(d) for _, d, _ in out)
         return out

@@ -446,25 +446,29 @@ class PublisherTrack:
             frame = released.frame
             self.counters["frames_released"] += 1
             if self.l3_cache is not None:
+                push = self.l3_cache.push
                 for packet in frame.packets:
-                    self.l3_cache.push(packet)
+                    push(packet)
             out += send(frame, now)
             self._l3_last = frame.last_ext_seq
         return out
 
     def on_timer(self, now: float) -> list[Out]:
-        self._seed_l3()
+        if self._l3_seed:
+            self._seed_l3()
         out = self._release(now, self._l3_send)
-        self._congestion_keyframes(now)
+        if self._measured:
+            self._congestion_keyframes(now)
         if self.jitter.take_keyframe_needed() | self.nack.take_keyframe_needed():
             self.requester.request(now, "repair")
         if self.next_sender_reports is not None and now >= self.next_sender_reports:
             self._pull()
             out += self._sender_reports(now)
         # every timer is consumed, with or without a publisher to send to, so none stays due
-        self.nack.set_jitter(self.fast.packet_jitter)  # every packet's, L3 timeline or not
-        lost = self.nack.poll(now, self.rtt.retry_interval)
-        self.jitter.set_rtt(self.rtt.retry_interval, self.nack.reorder_delay)
+        nack, retry = self.nack, self.rtt.retry_interval
+        nack.set_jitter(self.fast.packet_jitter)  # every packet's, L3 timeline or not
+        lost = nack.poll(now, retry)
+        self.jitter.set_rtt(retry, nack.reorder_delay)
         send_pli = self.requester.poll(now)
         if self._table_dirty:
             self._push()
