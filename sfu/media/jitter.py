@@ -338,6 +338,11 @@ class JitterBuffer:
     def next_timer(self) -> float | None:
         return self._order[0].release_time if self._order else None
 
+    def room(self, timestamp: int | None) -> int:
+        """How many more packets of the pending frame `timestamp` it takes before rule 7 would drop a
+        frame (0: no such frame pending). Packets of a pending frame start none: no timer moves."""
+        return max(0, self.max_packets - self._packet_count) if timestamp in self._frames else 0
+
     def poll(self, now: float) -> list[Released]:
         out: list[Released] = []
         while self._order and self._order[0].release_time <= now:

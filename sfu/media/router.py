@@ -177,6 +177,9 @@ class Router:
 
     def totals(self) -> dict[str, int]:
         """Node-wide media totals over live and ended tracks and players (sfu/media/totals.py)."""
+        for track in self._tracks.values():
+            self._touch(track)
+            track.catch_up()  # what the fast path held for its jitter buffer counts too
         players = [p.values() for s in self._streams.values() for p in s.players.values()]
         return self.ended.totals(self._tracks.values(), players)
 

@@ -19,6 +19,14 @@ and rate-limited.
 A player that starts gets its mode's cached GOP at once, then follows live. The L3 timeline runs
 while the track has L3 players; the first one seeds it from the ring's GOP, so it starts at once
 too.
+Held packets. While the track's players are all L3 players, the next packets of the newest frame
+need nothing from Python but their place in the jitter buffer: the track lets the fast path keep
+them (`fast.hold`: as many as the buffer has room for, and only while it holds that frame, so a held
+packet can neither start a frame nor make the buffer drop one: no timer moves). Before the jitter
+buffer is used again (the next packet the fast path leaves here, a timer, a player starting or the
+L3 timeline stopping, the track's end, its counters read) they go in, each as `on_rtp` would have
+put it, with the `now` it was handed over with (`_catch_up`): the buffer sees the same inputs in the
+same order as if each had come here.
 """
 
 from __future__ import annotations
@@ -137,6 +145,7 @@ class PublisherTrack:
         """The packet the fast path just stored (`fast.last_ext`) and left to Python (module rules)."""
         fast = self.fast
         ext, flags, prev_newest = fast.last_ext, fast.last_flags, fast.slow_prev
+        self._catch_up()  # the packets held before this one go first
         rtc = self._rtc
         if rtc:
             self._pull(MODE_RTC)  # the RTC players are the ones touched here
@@ -191,7 +200,34 @@ class PublisherTrack:
                 fast.set_gate(slot, GATE_OPEN if p.frame_send else GATE_CLOSED, delta)
         if self._table_dirty:
             self._push()
+        else:
+            self._set_hold()
         return out
+
+    def _catch_up(self) -> None:
+        """The packets the fast path held for the L3 timeline (module rules) into the jitter buffer:
+        each as on_rtp would have put it, with the `now` it came with."""
+        held = self.fast.take_held()
+        if not held:
+            return
+        self.nack.advance_to(held[-1].ext_seq)
+        push = self.jitter.push
+        for s in held:
+            flags = s.flags
+            push(MediaPacket(s.ext_seq, s.timestamp, bool(flags & F_MARKER), bool(flags & F_KEYFRAME),
+                             bool(flags & F_FRAME_START), s.arrival, s.data, bool(flags & F_LATE),
+                             bool(flags & F_DROPPABLE)), s.read_at)
+
+    def catch_up(self) -> None:
+        """Bring the jitter buffer (and its counters) up to every packet that arrived: before reading them."""
+        self._catch_up()
+
+    def _set_hold(self) -> None:
+        """How many packets of the newest frame the fast path may keep for the L3 timeline (module
+        rules): while every player is an L3 one and the jitter buffer holds that frame, its room."""
+        fast = self.fast
+        live = self._l3_live and not self._l3_seed and not self._rtc
+        fast.hold = self.jitter.room(fast.newest_timestamp) if live else 0
 
     def _congestion_keyframes(self, now: float) -> None:
         for p in self._measured:
@@ -283,12 +319,15 @@ class PublisherTrack:
         self._l3 = [p for p in self.players if p.l3]
         self._l3_python = [p for p in self._l3 if not p.fast]
         self.fast.fast_ok = fast_ok
+        self._set_hold()
 
     def close(self) -> None:
         """The track ends: its players keep what the fast path sent them (a next publisher's numbering
         continues after it)."""
+        self._catch_up()
         self._pull()
         self.fast.load_players([])
+        self.fast.hold = 0
 
     def refresh(self) -> None:
         """A player's state changed outside the track (e.g. its path is measured now)."""
@@ -310,6 +349,7 @@ class PublisherTrack:
             self.players.remove(player)
         player.fast = False
         if self._l3_live and not any(p.l3 for p in self.players):
+            self._catch_up()
             self._l3_live = self._l3_seed = False
             self._l3_last = None
             self.jitter.reset()
@@ -365,9 +405,12 @@ class PublisherTrack:
         """Called when a player's address becomes known (or at once when it was given)."""
         if p.started:
             return []
+        self._catch_up()
         out = self._start(p, now)
         if self._table_dirty:
             self._push()
+        else:
+            self._set_hold()
         return out
 
     def on_player_nack(self, p: PlayerTrack, lost: list[int], now: float) -> list[Out]:
@@ -454,6 +497,7 @@ class PublisherTrack:
         return out
 
     def on_timer(self, now: float) -> list[Out]:
+        self._catch_up()
         if self._l3_seed:
             self._seed_l3()
         out = self._release(now, self._l3_send)
@@ -472,6 +516,8 @@ class PublisherTrack:
         send_pli = self.requester.poll(now)
         if self._table_dirty:
             self._push()
+        else:
+            self._set_hold()
         if self.addr is None or self.media_ssrc is None:
             return out  # nothing has arrived yet: nothing to repair, no one to ask
         if lost:
