@@ -22,6 +22,7 @@ from rtp_header cimport RTP_OK, rtp_fields, rtp_is_rtcp, rtp_parse, rtp_read_u16
 
 from sfu.media._fastpath_py import COUNTERS, StoredPacket
 from sfu.media.jitter import _DISCONTINUITY as JITTER_DISCONTINUITY  # interarrival_jitter's rule
+from sfu.media.packet import MediaPacket
 from sfu.media.codecs import Codec
 
 
@@ -840,8 +841,10 @@ cdef class FastTrack:
             self.slow_prev = hi if has_hi else None
             return EV_RTP
         if held:
-            self._held.append(StoredPacket(ext, h.timestamp, flags, now, PyBytes_FromStringAndSize(<const char*>data, n),
-                                           read_at))
+            self._held.append((MediaPacket(ext, h.timestamp, (flags & F_MARKER) != 0, (flags & F_KEYFRAME) != 0,
+                                           (flags & F_FRAME_START) != 0, now,
+                                           PyBytes_FromStringAndSize(<const char*>data, n), False,
+                                           (flags & F_DROPPABLE) != 0), read_at))
         s = self._find(ext)
         for i in range(self._nplayers):
             p = &self._players[i]

@@ -29,8 +29,8 @@ A stored RTP packet is *fast* when it is the next one in sequence (ext_seq == th
 every RTC player with an address is in the table and nothing else wants each packet) or it is
 *held*: fewer than ``hold`` packets wait in the held list (the track's L3 jitter buffer takes them
 later, ``take_held``) and it continues the newest frame (the newest packet's RTP timestamp, not a
-frame start). A held packet joins the held list as it is now (a ``StoredPacket`` whose ``read_at``
-is the caller's ``now`` for it: ``ingest``'s, or the ``pump`` call's). A fast packet goes to every
+frame start). A held packet joins the held list as it is now: (a ``MediaPacket``, the caller's
+``now`` for it: ``ingest``'s, or the ``pump`` call's). A fast packet goes to every
 RTC player in the table and ``ingest`` returns ``EV_NONE``. Any other stored packet returns
 ``EV_RTP`` and is left to the track (``last_ext`` / ``last_flags`` say which; ``packet(ext)``
 reads it). Datagrams that are dropped return ``EV_NONE`` and are counted.
@@ -48,6 +48,7 @@ from dataclasses import dataclass
 
 from sfu.media.codecs import Codec, PayloadError, inspect_payload
 from sfu.media.jitter import interarrival_jitter
+from sfu.media.packet import MediaPacket
 from sfu.rtp._header_py import RtpParseError, is_rtcp, parse_rtp
 
 __all__ = ["EV_NONE", "EV_RTCP", "EV_RTP", "F_DROPPABLE", "F_FRAME_START", "F_KEYFRAME", "F_LATE",
@@ -78,7 +79,6 @@ class StoredPacket:
     flags: int
     arrival: float
     data: bytes
-    read_at: float | None = None  # a held packet's: the caller's `now` when it was handed over
 
 
 class _Player:
@@ -118,7 +118,7 @@ class FastTrack:
         self.gop_start: int | None = None
         self.fast_ok = False
         self.hold = 0  # how many packets continuing the newest frame may wait in _held (module rules)
-        self._held: list[StoredPacket] = []
+        self._held: list[tuple[MediaPacket, float]] = []
         self.output: socket.socket | None = None
         self._players: list[_Player] = []
         self._gated = 0  # players in the table with a gate
@@ -171,8 +171,8 @@ class FastTrack:
         out, self._out = self._out, []
         return out
 
-    def take_held(self) -> list[StoredPacket]:
-        """The held packets (module rules), oldest first, since the last call."""
+    def take_held(self) -> list[tuple[MediaPacket, float]]:
+        """The held packets (module rules), oldest first, since the last call: (packet, read at)."""
         held, self._held = self._held, []
         return held
 
@@ -280,7 +280,9 @@ class FastTrack:
             self.slow_prev = hi
             return EV_RTP
         if held:
-            self._held.append(StoredPacket(ext, h.timestamp, flags, now, bytes(data), read_at))
+            self._held.append((MediaPacket(ext, h.timestamp, bool(flags & F_MARKER), bool(flags & F_KEYFRAME),
+                                           bool(flags & F_FRAME_START), now, bytes(data), False,
+                                           bool(flags & F_DROPPABLE)), read_at))
         for p in self._players:
             if p.mode != MODE_RTC:
                 continue

@@ -210,13 +210,10 @@ class PublisherTrack:
         held = self.fast.take_held()
         if not held:
             return
-        self.nack.advance_to(held[-1].ext_seq)
+        self.nack.advance_to(held[-1][0].ext_seq)
         push = self.jitter.push
-        for s in held:
-            flags = s.flags
-            push(MediaPacket(s.ext_seq, s.timestamp, bool(flags & F_MARKER), bool(flags & F_KEYFRAME),
-                             bool(flags & F_FRAME_START), s.arrival, s.data, bool(flags & F_LATE),
-                             bool(flags & F_DROPPABLE)), s.read_at)
+        for packet, read_at in held:
+            push(packet, read_at)
 
     def catch_up(self) -> None:
         """Bring the jitter buffer (and its counters) up to every packet that arrived: before reading them."""

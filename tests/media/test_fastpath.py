@@ -26,6 +26,7 @@ from sfu.media._fastpath_py import (
     StoredPacket,
 )
 from sfu.media.codecs import Codec, PayloadError, inspect_payload
+from sfu.media.packet import MediaPacket
 
 IMPLS = {"py": _fastpath_py.FastTrack, "c": _fastpath_c.FastTrack}
 PUB = ("127.0.0.1", 5000)
@@ -210,7 +211,8 @@ def test_held_packets_continue_the_newest_frame_while_fewer_than_hold_wait(FastT
     t.hold = 2
     assert [t.ingest(rtp(seq, ts=2000, payload=MIDDLE), PUB, 2.1) for seq in (12, 13, 14)] == [EV_NONE, EV_NONE, EV_RTP]
     assert [fields(d)[1] for _, d, addr in t.take_out() if addr == P1] == [2, 3]  # 12 and 13, as fast packets
-    assert t.take_held() == [StoredPacket(e, 2000, 0, 2.1, rtp(e, ts=2000, payload=MIDDLE), 2.1) for e in (12, 13)]
+    assert t.take_held() == [(MediaPacket(e, 2000, False, False, False, 2.1, rtp(e, ts=2000, payload=MIDDLE)), 2.1)
+                             for e in (12, 13)]
     assert t.take_held() == []
     assert t.ingest(rtp(15, ts=2000), PUB, 2.2) == EV_RTP  # a frame start
     assert t.ingest(rtp(17, ts=2000, payload=MIDDLE), PUB, 2.2) == EV_RTP  # a gap
@@ -219,7 +221,8 @@ def test_held_packets_continue_the_newest_frame_while_fewer_than_hold_wait(FastT
     assert t.take_held() == []
     assert t.ingest(rtp(19, ts=3000, payload=MIDDLE, marker=True), PUB, 2.3) == EV_NONE
     t.ingest(rtp(19, ts=3000, payload=MIDDLE), PUB, 2.4)  # a duplicate: the held one stays as it came
-    assert t.take_held() == [StoredPacket(19, 3000, F_MARKER, 2.3, rtp(19, ts=3000, payload=MIDDLE, marker=True), 2.3)]
+    assert t.take_held() == [(MediaPacket(19, 3000, True, False, False, 2.3, rtp(19, ts=3000, payload=MIDDLE, marker=True)),
+                              2.3)]
     assert t.newest_timestamp == 3000
 
 
@@ -310,8 +313,8 @@ def test_a_held_packet_is_read_at_the_pump_calls_time(impl):
         t.hold = 1
         assert t.pump(rx, 100.0) == EV_RTP  # the keyframe: to the track
         assert t.pump(rx, 100.5) == EV_NONE  # 11 continues it: held
-        (held,) = t.take_held()
-        assert held.ext_seq == 11 and held.read_at == 100.5 and held.arrival <= 100.5
+        ((packet, read_at),) = t.take_held()
+        assert packet.ext_seq == 11 and read_at == 100.5 and packet.arrival <= 100.5
 
 
 @pytest.mark.parametrize("impl", sorted(IMPLS))
