@@ -22,6 +22,7 @@ from rtp_header cimport RTP_OK, rtp_fields, rtp_is_rtcp, rtp_parse, rtp_read_u16
 
 from sfu.media._fastpath_py import COUNTERS, StoredPacket
 from sfu.media.jitter import _DISCONTINUITY as JITTER_DISCONTINUITY  # interarrival_jitter's rule
+from sfu.media.packet import MediaPacket
 from sfu.media.codecs import Codec
 
 
@@ -487,6 +488,8 @@ cdef class FastTrack:
     cdef readonly int last_flags
     cdef public object gop_start
     cdef public bint fast_ok
+    cdef public Py_ssize_t hold
+    cdef list _held
     cdef object _output
     cdef int _fd
     cdef player_t* _players
@@ -555,6 +558,8 @@ cdef class FastTrack:
         self.last_flags = 0
         self.gop_start = None
         self.fast_ok = False
+        self.hold = 0
+        self._held = []
         self._output = None
         self._fd = -1
         self._nplayers = 0
@@ -601,6 +606,10 @@ cdef class FastTrack:
         _to_sockaddr(addr, &self._bound_addr, &length)
         self._bound = True
         self._bound_obj = tuple(addr)
+
+    @property
+    def newest_timestamp(self):
+        return self._newest_ts if self._has_newest else None
 
     @property
     def ssrc(self):
@@ -694,6 +703,11 @@ cdef class FastTrack:
         self._out = []
         return out
 
+    def take_held(self):
+        held = self._held
+        self._held = []
+        return held
+
     # ----- the ring --------------------------------------------------------------------------
 
     cdef slot_t* _find(self, int64_t ext) noexcept:
@@ -761,14 +775,15 @@ cdef class FastTrack:
     # ----- the ingress -------------------------------------------------------------------------
 
     cdef int _ingest(self, const unsigned char* data, Py_ssize_t n, sockaddr_storage* sa, object addr,
-                     double now) except -1:
-        """One datagram; `sa` is its source (and `addr` the same as a tuple, or None: made when needed)."""
+                     double now, double read_at) except -1:
+        """One datagram that arrived at `now`, handed over at `read_at`; `sa` is its source (and `addr`
+        the same as a tuple, or None: made when needed)."""
         cdef rtp_fields h
         cdef int64_t ext, hi
         cdef bint has_hi
         cdef uint16_t d
         cdef int flags, info
-        cdef bint new_frame
+        cdef bint new_frame, held
         cdef socklen_t length
         cdef Py_ssize_t i
         cdef player_t* p
@@ -823,11 +838,17 @@ cdef class FastTrack:
         self._counters[K_RTP_PACKETS] += 1
         self.last_ext = ext
         self.last_flags = flags
-        if not self.fast_ok or not has_hi or ext != hi + 1 or \
+        held = not self.fast_ok and self.hold > len(self._held) and not new_frame and not (flags & F_FRAME_START)
+        if not (self.fast_ok or held) or not has_hi or ext != hi + 1 or \
                 (self.video and (flags & (F_KEYFRAME | F_FRAME_START)) == (F_KEYFRAME | F_FRAME_START)) or \
                 (self._gated and new_frame):
             self.slow_prev = hi if has_hi else None
             return EV_RTP
+        if held:
+            self._held.append((MediaPacket(ext, h.timestamp, (flags & F_MARKER) != 0, (flags & F_KEYFRAME) != 0,
+                                           (flags & F_FRAME_START) != 0, now,
+                                           PyBytes_FromStringAndSize(<const char*>data, n), False,
+                                           (flags & F_DROPPABLE) != 0), read_at))
         s = self._find(ext)
         for i in range(self._nplayers):
             p = &self._players[i]
@@ -867,7 +888,7 @@ cdef class FastTrack:
         cdef int event
         _to_sockaddr(addr, &sa, &length)
         event = self._ingest(<const unsigned char*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), &sa,
-                             tuple(addr), now)
+                             tuple(addr), now, now)
         self._flush()
         return event
 
@@ -945,7 +966,7 @@ cdef class FastTrack:
                     self._counters[K_MALFORMED] += 1
                     continue
                 event = self._ingest(self._rx + i * RX_SIZE, m.msg_len, &self._rx_addr[i], None,
-                                     self._rx_arrival[i])
+                                     self._rx_arrival[i], now)
                 if event != EV_NONE:
                     self._flush()
                     return event

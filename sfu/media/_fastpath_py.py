@@ -24,12 +24,16 @@ touches, so that a packet in the steady state never reaches Python:
   since, so the track can bring the rewriters up to date.
 - **The fan-out**: the packet rewritten for each player, from one buffer.
 
-A stored RTP packet is *fast* when ``fast_ok`` is set (the track says every RTC player with an
-address is in the table and nothing else wants each packet), it is the next one in sequence
-(ext_seq == the previous highest + 1), and it is not the first packet of a video keyframe. A
-fast packet goes to every RTC player in the table and ``ingest`` returns ``EV_NONE``. Any other
-stored packet returns ``EV_RTP`` and is left to the track (``last_ext`` / ``last_flags`` say
-which; ``packet(ext)`` reads it). Datagrams that are dropped return ``EV_NONE`` and are counted.
+A stored RTP packet is *fast* when it is the next one in sequence (ext_seq == the previous highest
++ 1), it is not the first packet of a video keyframe, and either ``fast_ok`` is set (the track says
+every RTC player with an address is in the table and nothing else wants each packet) or it is
+*held*: fewer than ``hold`` packets wait in the held list (the track's L3 jitter buffer takes them
+later, ``take_held``) and it continues the newest frame (the newest packet's RTP timestamp, not a
+frame start). A held packet joins the held list as it is now: (a ``MediaPacket``, the caller's
+``now`` for it: ``ingest``'s, or the ``pump`` call's). A fast packet goes to every
+RTC player in the table and ``ingest`` returns ``EV_NONE``. Any other stored packet returns
+``EV_RTP`` and is left to the track (``last_ext`` / ``last_flags`` say which; ``packet(ext)``
+reads it). Datagrams that are dropped return ``EV_NONE`` and are counted.
 
 Outputs go to ``output`` (a socket: sent at once, and a full send buffer counts ``unsent``), or,
 without one, collect in a list that ``take_out`` drains: [(0, datagram, addr)] (0: the Router's shared socket).
@@ -44,6 +48,7 @@ from dataclasses import dataclass
 
 from sfu.media.codecs import Codec, PayloadError, inspect_payload
 from sfu.media.jitter import interarrival_jitter
+from sfu.media.packet import MediaPacket
 from sfu.rtp._header_py import RtpParseError, is_rtcp, parse_rtp
 
 __all__ = ["EV_NONE", "EV_RTCP", "EV_RTP", "F_DROPPABLE", "F_FRAME_START", "F_KEYFRAME", "F_LATE",
@@ -112,6 +117,8 @@ class FastTrack:
         self.last_flags = 0
         self.gop_start: int | None = None
         self.fast_ok = False
+        self.hold = 0  # how many packets continuing the newest frame may wait in _held (module rules)
+        self._held: list[tuple[MediaPacket, float]] = []
         self.output: socket.socket | None = None
         self._players: list[_Player] = []
         self._gated = 0  # players in the table with a gate
@@ -169,6 +176,11 @@ class FastTrack:
         out, self._out = self._out, []
         return out
 
+    def take_held(self) -> list[tuple[MediaPacket, float]]:
+        """The held packets (module rules), oldest first, since the last call: (packet, read at)."""
+        held, self._held = self._held, []
+        return held
+
     # ----- the ring --------------------------------------------------------------------------
 
     def packet(self, ext_seq: int, now: float | None = None) -> StoredPacket | None:
@@ -196,6 +208,11 @@ class FastTrack:
             out.append(p)
         return out
 
+    @property
+    def newest_timestamp(self) -> int | None:
+        """The RTP timestamp of the newest packet stored (`newest`): the frame a held packet continues."""
+        return None if self.newest is None else self._newest_ts
+
     def _store(self, ext: int, ts: int, flags: int, now: float, data: bytes) -> None:
         newest = self.newest
         if newest is not None and ext <= newest - self.size:
@@ -210,6 +227,10 @@ class FastTrack:
     # ----- the ingress -------------------------------------------------------------------------
 
     def ingest(self, data: bytes, addr, now: float) -> int:
+        return self._ingest(data, addr, now, now)
+
+    def _ingest(self, data: bytes, addr, now: float, read_at: float) -> int:
+        """One datagram that arrived at `now`, handed over at `read_at`."""
         c = self._counters
         c["packets_in"] += 1
         c["bytes_in"] += len(data)
@@ -259,9 +280,14 @@ class FastTrack:
         c["rtp_packets"] += 1
         self.last_ext, self.last_flags = ext, flags
         keyframe_start = self.video and flags & (F_KEYFRAME | F_FRAME_START) == F_KEYFRAME | F_FRAME_START
-        if not self.fast_ok or hi is None or ext != hi + 1 or keyframe_start or (self._gated and new_frame):
+        held = not self.fast_ok and self.hold > len(self._held) and not new_frame and not flags & F_FRAME_START
+        if not (self.fast_ok or held) or hi is None or ext != hi + 1 or keyframe_start or (self._gated and new_frame):
             self.slow_prev = hi
             return EV_RTP
+        if held:
+            self._held.append((MediaPacket(ext, h.timestamp, bool(flags & F_MARKER), bool(flags & F_KEYFRAME),
+                                           bool(flags & F_FRAME_START), now, bytes(data), False,
+                                           bool(flags & F_DROPPABLE)), read_at))
         for p in self._players:
             if p.mode != MODE_RTC:
                 continue
@@ -305,7 +331,7 @@ class FastTrack:
                     sec, nsec = struct.unpack("@qq", value[:16])
                     arrival = min(now, sec + nsec * 1e-9 + offset)
                     break
-            event = self.ingest(data, addr, arrival)
+            event = self._ingest(data, addr, arrival, now)
             if event != EV_NONE:
                 return event
         return EV_NONE

@@ -71,7 +71,7 @@ Rules (DESIGN.md §2, "The L3 timeline"):
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right, insort
 from collections import deque
 from dataclasses import dataclass
 
@@ -122,9 +122,13 @@ class _Pending:
         self.keyframe = self.keyframe or packet.keyframe
 
     def complete(self) -> bool:
-        if self.start is None or self.end is None or self.end < self.start:
+        start, end, packets = self.start, self.end, self.packets
+        if start is None or end is None or end < start:
             return False
-        return all(s in self.packets for s in range(self.start, self.end + 1))
+        span = end - start + 1
+        if len(packets) <= span:  # as many ext_seqs as the span holds: complete if none is outside it
+            return len(packets) == span and min(packets) == start and max(packets) == end
+        return all(s in packets for s in range(start, end + 1))
 
     def to_frame(self) -> Frame:
         seqs = sorted(self.packets)
@@ -177,8 +181,9 @@ class JitterBuffer:
         self.repair_min_frames = repair_min_frames
         self._lateness: dict[int, _Lateness] = {}  # by timestamp, frames first seen within max_delay
         self._lateness_order: deque[int] = deque()  # their timestamps, by first arrival
+        self._lateness_due = math.inf  # when the oldest of them is committed (its first + max_delay)
         self.needed_delays: deque[float] = deque(maxlen=repair_window)
-        self._needed_q: float | None = None  # the repair_quantile of needed_delays
+        self._needed_sorted: list[float] = []  # the same values, ascending: the quantile without a sort
         self._target: float | None = None
         self._target_at = 0.0  # `now` of the last target update
         self._last_sample: tuple[float, int] | None = None  # (arrival, timestamp)
@@ -187,7 +192,10 @@ class JitterBuffer:
         self._packet_count = 0
         self._floor: int | None = None  # highest ext_seq of a finished frame
         self._expect: int | None = None  # ext_seq the next frame must start at, if known
-        self._finished: deque[int] = deque(maxlen=_FINISHED_MEMORY)
+        # the last _FINISHED_MEMORY finished frames' timestamps, oldest first, and the same as a set: one
+        # is never there twice (its packets are late while it is, so no frame of it can finish again)
+        self._finished: deque[int] = deque()
+        self._finished_set: set[int] = set()
         self._last_release = float("-inf")
         self._waiting = not audio  # the dependency chain is broken until a keyframe
         self._requested = False  # keyframe_needed already raised for this break
@@ -228,7 +236,7 @@ class JitterBuffer:
             if frame.release_time < now:  # due already, whether or not poll has run
                 self.counters["packets_late"] += 1
                 return
-        elif (self._floor is not None and seq <= self._floor) or ts in self._finished:
+        elif (self._floor is not None and seq <= self._floor) or ts in self._finished_set:
             self.counters["packets_late"] += 1
             return
         else:
@@ -267,30 +275,37 @@ class JitterBuffer:
     def _note_lateness(self, seq: int, ts: int, now: float) -> None:
         """Rule 4's needed delay: commit the frames first seen max_delay ago, then note this packet."""
         order, lateness = self._lateness_order, self._lateness
-        while order and (lateness[order[0]].first + self.max_delay <= now or len(order) > self.max_frames):
-            done = lateness.pop(order.popleft())
-            self.needed_delays.append(done.latest - done.first)
-            self._needed_q = None
+        if now >= self._lateness_due or len(order) > self.max_frames:
+            while order and (lateness[order[0]].first + self.max_delay <= now or len(order) > self.max_frames):
+                done = lateness.pop(order.popleft())
+                self._commit_needed(done.latest - done.first)
+            self._lateness_due = lateness[order[0]].first + self.max_delay if order else math.inf
         entry = lateness.get(ts)
         if entry is None:
-            if (self._floor is not None and seq <= self._floor) or ts in self._finished:
+            if (self._floor is not None and seq <= self._floor) or ts in self._finished_set:
                 return  # a frame finished and committed (or never seen): nothing to learn
             entry = lateness[ts] = _Lateness(now)
+            if not order:
+                self._lateness_due = now + self.max_delay
             order.append(ts)
         if seq not in entry.seqs:
             entry.seqs.add(seq)
             entry.latest = now
 
+    def _commit_needed(self, delay: float) -> None:
+        needed, ordered = self.needed_delays, self._needed_sorted
+        if len(needed) == needed.maxlen:  # the oldest value leaves the window
+            del ordered[bisect_left(ordered, needed[0])]
+        needed.append(delay)
+        insort(ordered, delay)
+
     @property
     def repair_delay(self) -> float | None:
         """The repair_quantile of the recent frames' needed delays; None until repair_min_frames have one."""
-        needed = self.needed_delays
-        if self.repair_quantile is None or len(needed) < self.repair_min_frames:
+        ordered = self._needed_sorted
+        if self.repair_quantile is None or len(ordered) < self.repair_min_frames:
             return None
-        if self._needed_q is None:
-            ordered = sorted(needed)
-            self._needed_q = ordered[max(0, math.ceil(self.repair_quantile * len(ordered)) - 1)]
-        return self._needed_q
+        return ordered[max(0, math.ceil(self.repair_quantile * len(ordered)) - 1)]
 
     def _desired(self) -> float:
         repair = self.wait + self.repair_rounds * self.rtt if self.rtt_allowance else 0.0
@@ -322,6 +337,11 @@ class JitterBuffer:
 
     def next_timer(self) -> float | None:
         return self._order[0].release_time if self._order else None
+
+    def room(self, timestamp: int | None) -> int:
+        """How many more packets of the pending frame `timestamp` it takes before rule 7 would drop a
+        frame (0: no such frame pending). Packets of a pending frame start none: no timer moves."""
+        return max(0, self.max_packets - self._packet_count) if timestamp in self._frames else 0
 
     def poll(self, now: float) -> list[Released]:
         out: list[Released] = []
@@ -373,7 +393,10 @@ class JitterBuffer:
         last = max(f.packets)
         self._floor = last if self._floor is None else max(self._floor, last)
         self._expect = max(f.end, last) + 1 if f.end is not None else None
+        if len(self._finished) == _FINISHED_MEMORY:
+            self._finished_set.discard(self._finished.popleft())
         self._finished.append(f.timestamp)
+        self._finished_set.add(f.timestamp)
         self._last_release = max(self._last_release, f.release_time)
 
     def take_keyframe_needed(self) -> bool:

@@ -61,6 +61,13 @@ class KeyframeCache:
 
     def push(self, packet: MediaPacket) -> None:
         self.counters["packets"] += 1
+        seqs = self._seqs
+        if self.complete and packet.ext_seq > seqs[-1] and not (packet.keyframe and packet.frame_start) \
+                and len(seqs) < self.max_packets and self._bytes + len(packet.data) <= self.max_bytes:
+            self._packets.append(packet)  # the next one of a whole GOP (the usual case): rule 3 at the end
+            seqs.append(packet.ext_seq)
+            self._bytes += len(packet.data)
+            return
         newer = self._keyframe_ts is None or packet.ext_seq > self._first_seq
         if packet.keyframe and packet.frame_start and newer and packet.timestamp != self._keyframe_ts:
             self._start_gop(packet)

@@ -107,13 +107,13 @@ class KeyframeRequester:
         return True
 
     def next_timer(self) -> float | None:
-        times = []
+        due = self._retry_at
         if self._pending_since is not None:
-            times.append(self._pending_since if self._last_sent is None
-                         else max(self._pending_since, self._last_sent + self.min_interval))
-        if self._retry_at is not None:
-            times.append(self._retry_at)
-        return min(times) if times else None
+            pending = self._pending_since if self._last_sent is None \
+                else max(self._pending_since, self._last_sent + self.min_interval)
+            if due is None or pending < due:
+                due = pending
+        return due
 
     def packet(self, sender_ssrc: int, media_ssrc: int) -> Pli | Fir:
         """The RTCP request for the publisher's ``media_ssrc``: PLI, or FIR with the current seq nr."""

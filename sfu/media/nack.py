@@ -32,7 +32,9 @@ Rules:
   landing on a keyframe), all missing seqs are forgotten (``forgotten``, ``storms``) and
   ``keyframe_needed`` turns True; ``take_keyframe_needed()`` reads and resets it.
 - ``next_timer()`` is the earliest time at which ``poll`` has something to do (an ask or a
-  give-up), computed with the last ``rtt`` given to ``poll``; None when nothing is missing.
+  give-up), computed with the last ``rtt`` given to ``poll``; None when nothing is missing. It is
+  kept between the inputs that can move it (a seq missing or found, ``poll``, a new reorder delay),
+  so asking after every packet costs nothing while gaps wait.
 - Reorder delay from jitter: with ``reorder_factor`` > 0, ``set_jitter(j)`` (seconds, e.g. the
   L3 jitter buffer's per-packet arrival jitter) sets ``reorder_delay = min(reorder_factor * j,
   max_reorder_delay)``: a path that spreads packets by tens of milliseconds reorders them, and
@@ -93,6 +95,8 @@ class NackGenerator:
         self._lowest: int | None = None
         self._missing: dict[int, _Missing] = {}  # ascending ext_seq (insertion order)
         self._early: set[int] = set()  # retransmissions seen above _highest
+        self._due: float | None = None  # next_timer(), unless _due_stale (the inputs that move it set that)
+        self._due_stale = True
         self._keyframe_needed = False
         self.counters = {
             "nacked": 0, "retries": 0, "recovered": 0, "reordered": 0,
@@ -115,7 +119,10 @@ class NackGenerator:
     def set_jitter(self, jitter: float) -> None:
         """The path's arrival jitter (seconds): the reorder delay follows it when reorder_factor > 0."""
         if self.reorder_factor > 0:
-            self.reorder_delay = min(self.reorder_factor * max(jitter, 0.0), self.max_reorder_delay)
+            delay = min(self.reorder_factor * max(jitter, 0.0), self.max_reorder_delay)
+            if delay != self.reorder_delay:
+                self.reorder_delay = delay
+                self._due_stale = True
 
     def on_packet(
         self, ext_seq: int, now: float, *, is_keyframe: bool = False, is_retransmission: bool = False
@@ -127,11 +134,13 @@ class NackGenerator:
             if len(self._missing) + self._lowest - ext_seq - 1 <= self.max_list:
                 self._missing.update((seq, _Missing(now)) for seq in range(ext_seq + 1, self._lowest))
                 self._missing = dict(sorted(self._missing.items()))  # ascending ext_seq
+                self._due_stale = True
             self._lowest = ext_seq
         elif ext_seq <= highest:
             item = self._missing.pop(ext_seq, None)
             if item is not None:
                 self.counters["recovered" if item.tries else "reordered"] += 1
+                self._due_stale = True
         elif is_retransmission:
             if ext_seq - highest <= self.max_list:
                 self._early.add(ext_seq)
@@ -141,10 +150,11 @@ class NackGenerator:
                 self._forget_below(ext_seq)  # the gap before a keyframe is as pointless as older ones
             elif len(self._missing) + gap > self.max_list:
                 self._storm()
-            else:
+            elif gap:
                 for seq in range(highest + 1, ext_seq):
                     if seq not in self._early:
                         self._missing[seq] = _Missing(now)
+                self._due_stale = True
             self._highest = ext_seq
             if self._early:
                 self._early = {seq for seq in self._early if seq > ext_seq}
@@ -161,6 +171,9 @@ class NackGenerator:
 
     def poll(self, now: float, rtt: float) -> list[int]:
         self._rtt = rtt if rtt > 0 else self.default_rtt
+        self._due_stale = True
+        if not self._missing:
+            return []
         interval = max(self._rtt, self.min_interval)
         counters = self.counters
         asks = []
@@ -191,22 +204,26 @@ class NackGenerator:
     def next_timer(self) -> float | None:
         if not self._missing:
             return None
-        interval = max(self._rtt, self.min_interval)
-        due = math.inf
-        for item in self._missing.values():
-            ask = item.sent_at + interval if item.tries else item.since + self.reorder_delay
-            due = min(due, ask, item.since + self.max_age)
-        return due
+        if self._due_stale:
+            interval = max(self._rtt, self.min_interval)
+            due = math.inf
+            for item in self._missing.values():
+                ask = item.sent_at + interval if item.tries else item.since + self.reorder_delay
+                due = min(due, ask, item.since + self.max_age)
+            self._due, self._due_stale = due, False
+        return self._due
 
     def _forget_below(self, ext_seq: int) -> None:
         old = [seq for seq in self._missing if seq < ext_seq]
         for seq in old:
             del self._missing[seq]
         self.counters["forgotten"] += len(old)
+        self._due_stale = True
 
     def _storm(self) -> None:
         self.counters["forgotten"] += len(self._missing)
         self.counters["storms"] += 1
         self._missing.clear()
         self._early.clear()
+        self._due_stale = True
         self._keyframe_needed = True

@@ -18,7 +18,10 @@ Rules:
   (`unknown_ssrc`).
 - Datagrams that do not parse are dropped (`malformed`). Nothing raises on bad input.
 - Outputs are (socket key to send from, datagram, destination); `next_timer()`/`on_timer(now)`
-  drive the L3 releases, NACKs and keyframe requests.
+  drive the L3 releases, NACKs and keyframe requests. `next_timer()` is the earliest of the
+  tracks' `next_timer()`, kept between calls: every call into a track (a datagram or an event for
+  it, a timer, a player joining, leaving or sending it RTCP) marks it (`_touch`), and only marked
+  tracks are asked again. A packet the fast path keeps to itself moves no timer.
 """
 
 from __future__ import annotations
@@ -61,6 +64,9 @@ class Router:
                                          "nacks_received": 0, "keyframe_requests_received": 0, "unsent": 0}
         self._dropped: dict[str, int] = {"malformed": 0, "unknown_ssrc": 0, "unbound_source": 0}
         self.ended = MediaTotals()  # the counters of tracks and players that ended, kept for the totals
+        self._timers: dict[int, float] = {}  # track id -> its next_timer() when last asked (None: left out)
+        self._touched: set[int] = set()  # tracks called into since: their next_timer() may have moved
+        self._next: float | None = None  # the earliest of _timers
 
     @property
     def counters(self) -> dict[str, int]:
@@ -94,6 +100,7 @@ class Router:
             self._tracks[track.track_id] = track
             stream.tracks[spec.kind] = track
             ids.append(track.track_id)
+            self._touch(track)
             for kinds_of in stream.players.values():
                 if spec.kind in kinds_of:
                     track.attach(kinds_of[spec.kind])
@@ -122,6 +129,7 @@ class Router:
                     pt.play_at = now
                 self._player_ssrcs[pt.ssrc] = (pt, key)
                 if kind in stream.tracks:
+                    self._touch(stream.tracks[kind])
                     stream.tracks[kind].attach(pt)
         out: list[Out] = []
         for kind, pt in (payload_types or {}).items():
@@ -129,6 +137,7 @@ class Router:
         for kind, addr in (addrs or {}).items():
             tracks[kind].addr = addr
             if kind in stream.tracks:
+                self._touch(stream.tracks[kind])
                 out += stream.tracks[kind].start_player(tracks[kind], now)
         return {kind: p.ssrc for kind, p in tracks.items()}, self._count(out)
 
@@ -141,6 +150,7 @@ class Router:
         ids = [t.track_id for t in stream.tracks.values()]
         for tid in ids:
             track = self._tracks.pop(tid)
+            self._touch(track)  # gone: its timers leave with it
             track.close()
             self._player_ssrcs.pop(track.node_ssrc, None)
             self._absorb(track)
@@ -159,6 +169,7 @@ class Router:
         for kind, pt in tracks.items():
             del self._player_ssrcs[pt.ssrc]
             if kind in stream.tracks:
+                self._touch(stream.tracks[kind])
                 stream.tracks[kind].detach(pt)
         self.ended.retire_player(tracks.values())
         if not stream.players and not stream.tracks:
@@ -186,6 +197,9 @@ class Router:
     def totals(self) -> dict[str, int]:
         """Node-wide media totals over live and ended tracks and players (sfu/media/totals.py)."""
         self._absorb_all()
+        for track in self._tracks.values():
+            self._touch(track)
+            track.catch_up()  # what the fast path held for its jitter buffer counts too
         players = [p.values() for s in self._streams.values() for p in s.players.values()]
         return self.ended.totals(self._tracks.values(), players)
 
@@ -204,6 +218,8 @@ class Router:
         return ssrc
 
     def _count(self, out: list[Out]) -> list[Out]:
+        if not out:
+            return out
         self._counters["packets_out"] += len(out)
         self._counters["bytes_out"] += sum(len(d) for _, d, _ in out)
         return out
@@ -264,6 +280,7 @@ class Router:
         self._absorb(track)
 
     def _on_event(self, track: PublisherTrack, event: int, now: float) -> list[Out]:
+        self._touched.add(track.track_id)
         if event == EV_RTP:
             return track.on_rtp(now)
         # RTCP may come from another port of the bound host: senders without rtcp-mux (ffmpeg,
@@ -318,6 +335,7 @@ class Router:
                         entry[0].path.measured = True
                         stream = self._streams.get(entry[1])
                         for track in stream.tracks.values() if stream else ():
+                            self._touch(track)
                             track.refresh()
                     cc = entry[0].path.congestion
                     if isinstance(packet, Remb):
@@ -338,6 +356,7 @@ class Router:
                 track = stream.tracks.get(player.kind) if stream else None
                 if track is None:
                     continue
+                self._touch(track)
                 if isinstance(packet, Nack):
                     self._counters["nacks_received"] += 1
                     out += track.on_player_nack(player, packet.lost, now)
@@ -369,14 +388,37 @@ class Router:
         player.addr = addr
         stream = self._streams.get(key)
         track = stream.tracks.get(player.kind) if stream else None
-        return track.start_player(player, now) if track is not None else []
+        if track is None:
+            return []
+        self._touch(track)
+        return track.start_player(player, now)
+
+    def _touch(self, track: PublisherTrack) -> None:
+        """The track is being called into: its next_timer() is asked again at the next next_timer()."""
+        self._touched.add(track.track_id)
 
     def next_timer(self) -> float | None:
-        times = [t for t in (track.next_timer() for track in self._tracks.values()) if t is not None]
-        return min(times) if times else None
+        touched = self._touched
+        if touched:
+            timers, tracks, earliest, lost = self._timers, self._tracks, self._next, False
+            for tid in touched:
+                old = timers.pop(tid, None)
+                track = tracks.get(tid)
+                new = track.next_timer() if track is not None else None
+                if new is not None:
+                    timers[tid] = new
+                    if earliest is None or new < earliest:
+                        earliest = new
+                        continue
+                if old is not None and old == earliest and new != old:
+                    lost = True  # the earliest moved later or went: another track's may be it now
+            touched.clear()
+            self._next = min(timers.values(), default=None) if lost else earliest
+        return self._next
 
     def on_timer(self, now: float) -> list[Out]:
         out: list[Out] = []
+        self._touched.update(self._tracks)
         for track in list(self._tracks.values()):
             slow = self._count(track.on_timer(now))
             out += track.fast.take_out()  # the fast table's L3 players (sans-IO)

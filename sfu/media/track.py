@@ -19,6 +19,14 @@ and rate-limited.
 A player that starts gets its mode's cached GOP at once, then follows live. The L3 timeline runs
 while the track has L3 players; the first one seeds it from the ring's GOP, so it starts at once
 too.
+Held packets. While the track's players are all L3 players, the next packets of the newest frame
+need nothing from Python but their place in the jitter buffer: the track lets the fast path keep
+them (`fast.hold`: as many as the buffer has room for, and only while it holds that frame, so a held
+packet can neither start a frame nor make the buffer drop one: no timer moves). Before the jitter
+buffer is used again (the next packet the fast path leaves here, a timer, a player starting or the
+L3 timeline stopping, the track's end, its counters read) they go in, each as `on_rtp` would have
+put it, with the `now` it was handed over with (`_catch_up`): the buffer sees the same inputs in the
+same order as if each had come here.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ Out = tuple[int, bytes, Addr]  # (socket key to send from, datagram, destination
 SENDER_REPORT_INTERVAL = 1.0  # seconds between the translated sender reports each player gets
 SENDER_REPORT_SLICE = 32  # players per SR tick: a round over many players is spread over the interval
 _FIRST_FRAME_SAMPLES = 4096
+_KEYFRAME_START = F_KEYFRAME | F_FRAME_START  # the first packet of a keyframe (every audio packet)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,39 +148,53 @@ class PublisherTrack:
         """The packet the fast path just stored (`fast.last_ext`) and left to Python (module rules)."""
         fast = self.fast
         ext, flags, prev_newest = fast.last_ext, fast.last_flags, fast.slow_prev
-        stored = fast.packet(ext)
-        self._pull(MODE_RTC)  # the RTC players are the ones touched here
-        if prev_newest is not None:
-            self.nack.advance_to(prev_newest)
-        keyframe, frame_start, late = bool(flags & F_KEYFRAME), bool(flags & F_FRAME_START), bool(flags & F_LATE)
-        packet = MediaPacket(ext, stored.timestamp, bool(flags & F_MARKER), keyframe, frame_start, stored.arrival,
-                             stored.data, late, bool(flags & F_DROPPABLE))
-        if late:
-            self.rtt.on_packet(ext, now)
-        self.nack.on_packet(ext, now, is_keyframe=keyframe and frame_start, is_retransmission=late)
-        if keyframe and frame_start:
-            self.requester.on_keyframe(now)
-            if self.video and (fast.gop_start is None or ext > fast.gop_start):
-                fast.gop_start = ext
-        if self._l3_live:
-            self._seed_l3()
-            self.jitter.push(packet, now)
+        self._catch_up()  # the packets held before this one go first
+        rtc = self._rtc
+        if rtc:
+            self._pull(MODE_RTC)  # the RTC players are the ones touched here
+        keyframe_start = flags & _KEYFRAME_START == _KEYFRAME_START
+        late = bool(flags & F_LATE)
+        if prev_newest is not None and ext == prev_newest + 1 and not keyframe_start:
+            self.nack.advance_to(ext)  # the next in sequence, not a keyframe: all the NACK generator needs
+        else:
+            if prev_newest is not None:
+                self.nack.advance_to(prev_newest)
+            if late:
+                self.rtt.on_packet(ext, now)
+            self.nack.on_packet(ext, now, is_keyframe=keyframe_start, is_retransmission=late)
+            if keyframe_start:
+                self.requester.on_keyframe(now)
+                if self.video and (fast.gop_start is None or ext > fast.gop_start):
+                    fast.gop_start = ext
         out: list[Out] = []
-        pt = self.spec.payload_type
-        fast.forward(now)  # the table's RTC players without a gate: theirs is a steady offset
-        for p in self._rtc:
-            if p.addr is None or (p.fast and not p.gated):
-                continue
-            if not p.started:
-                out += self._start(p, now)
-                continue
-            if not p.admit(packet, now):
-                continue
-            data_out = p.packet(packet, pt, self.spec.clock_rate)
-            if data_out is not None:
-                p.sent(len(data_out), now)
-                out.append((0, data_out, p.addr))
-        self._congestion_keyframes(now)
+        if not (self._l3_live or rtc):
+            packet = None  # no player looks at it
+        else:
+            stored = fast.packet(ext)
+            packet = MediaPacket(ext, stored.timestamp, bool(flags & F_MARKER), bool(flags & F_KEYFRAME),
+                                 bool(flags & F_FRAME_START), stored.arrival, stored.data, late,
+                                 bool(flags & F_DROPPABLE))
+        if self._l3_live:
+            if self._l3_seed:
+                self._seed_l3()
+            self.jitter.push(packet, now)
+        if rtc:
+            pt = self.spec.payload_type
+            fast.forward(now)  # the table's RTC players without a gate: theirs is a steady offset
+            for p in rtc:
+                if p.addr is None or (p.fast and not p.gated):
+                    continue
+                if not p.started:
+                    out += self._start(p, now)
+                    continue
+                if not p.admit(packet, now):
+                    continue
+                data_out = p.packet(packet, pt, self.spec.clock_rate)
+                if data_out is not None:
+                    p.sent(len(data_out), now)
+                    out.append((0, data_out, p.addr))
+        if self._measured:
+            self._congestion_keyframes(now)
         for slot, p in self._gated:  # this frame's decision, and the numbering after what was dropped
             delta = p.rewriter.steady_delta()
             if delta is None:
@@ -180,7 +203,31 @@ class PublisherTrack:
                 fast.set_gate(slot, GATE_OPEN if p.frame_send else GATE_CLOSED, delta)
         if self._table_dirty:
             self._push()
+        else:
+            self._set_hold()
         return out
+
+    def _catch_up(self) -> None:
+        """The packets the fast path held for the L3 timeline (module rules) into the jitter buffer:
+        each as on_rtp would have put it, with the `now` it came with."""
+        held = self.fast.take_held()
+        if not held:
+            return
+        self.nack.advance_to(held[-1][0].ext_seq)
+        push = self.jitter.push
+        for packet, read_at in held:
+            push(packet, read_at)
+
+    def catch_up(self) -> None:
+        """Bring the jitter buffer (and its counters) up to every packet that arrived: before reading them."""
+        self._catch_up()
+
+    def _set_hold(self) -> None:
+        """How many packets of the newest frame the fast path may keep for the L3 timeline (module
+        rules): while every player is an L3 one and the jitter buffer holds that frame, its room."""
+        fast = self.fast
+        live = self._l3_live and not self._l3_seed and not self._rtc
+        fast.hold = self.jitter.room(fast.newest_timestamp) if live else 0
 
     def _congestion_keyframes(self, now: float) -> None:
         for p in self._measured:
@@ -293,12 +340,15 @@ class PublisherTrack:
         self._l3 = [p for p in self.players if p.l3]
         self._l3_python = [p for p in self._l3 if not p.fast]
         self.fast.fast_ok = fast_ok
+        self._set_hold()
 
     def close(self) -> None:
         """The track ends: its players keep what the fast path sent them (a next publisher's numbering
         continues after it)."""
+        self._catch_up()
         self._pull()
         self.fast.load_players([])
+        self.fast.hold = 0
 
     def refresh(self) -> None:
         """A player's state changed outside the track (e.g. its path is measured now)."""
@@ -320,6 +370,7 @@ class PublisherTrack:
             self.players.remove(player)
         player.fast = False
         if self._l3_live and not any(p.l3 for p in self.players):
+            self._catch_up()
             self._l3_live = self._l3_seed = False
             self._l3_last = None
             self.jitter.reset()
@@ -375,9 +426,12 @@ class PublisherTrack:
         """Called when a player's address becomes known (or at once when it was given)."""
         if p.started:
             return []
+        self._catch_up()
         out = self._start(p, now)
         if self._table_dirty:
             self._push()
+        else:
+            self._set_hold()
         return out
 
     def on_player_nack(self, p: PlayerTrack, lost: list[int], now: float) -> list[Out]:
@@ -413,9 +467,11 @@ class PublisherTrack:
     # ----- timers ----------------------------------------------------------------------------
 
     def next_timer(self) -> float | None:
-        times = [t for t in (self.jitter.next_timer(), self.nack.next_timer(), self.requester.next_timer(),
-                             self.next_sender_reports) if t is not None]
-        return min(times) if times else None
+        due = self.jitter.next_timer()
+        for t in (self.nack.next_timer(), self.requester.next_timer(), self.next_sender_reports):
+            if t is not None and (due is None or t < due):
+                due = t
+        return due
 
     def _l3_cache_only(self, frame, now: float) -> list[Out]:
         return []
@@ -454,27 +510,34 @@ class PublisherTrack:
             frame = released.frame
             self.counters["frames_released"] += 1
             if self.l3_cache is not None:
+                push = self.l3_cache.push
                 for packet in frame.packets:
-                    self.l3_cache.push(packet)
+                    push(packet)
             out += send(frame, now)
             self._l3_last = frame.last_ext_seq
         return out
 
     def on_timer(self, now: float) -> list[Out]:
-        self._seed_l3()
+        self._catch_up()
+        if self._l3_seed:
+            self._seed_l3()
         out = self._release(now, self._l3_send)
-        self._congestion_keyframes(now)
+        if self._measured:
+            self._congestion_keyframes(now)
         if self.jitter.take_keyframe_needed() | self.nack.take_keyframe_needed():
             self.requester.request(now, "repair")
         if self.next_sender_reports is not None and now >= self.next_sender_reports:
             out += self._sender_reports(now)
         # every timer is consumed, with or without a publisher to send to, so none stays due
-        self.nack.set_jitter(self.fast.packet_jitter)  # every packet's, L3 timeline or not
-        lost = self.nack.poll(now, self.rtt.retry_interval)
-        self.jitter.set_rtt(self.rtt.retry_interval, self.nack.reorder_delay)
+        nack, retry = self.nack, self.rtt.retry_interval
+        nack.set_jitter(self.fast.packet_jitter)  # every packet's, L3 timeline or not
+        lost = nack.poll(now, retry)
+        self.jitter.set_rtt(retry, nack.reorder_delay)
         send_pli = self.requester.poll(now)
         if self._table_dirty:
             self._push()
+        else:
+            self._set_hold()
         if self.addr is None or self.media_ssrc is None:
             return out  # nothing has arrived yet: nothing to repair, no one to ask
         if lost:

@@ -27,6 +27,7 @@ from sfu.media._fastpath_py import (
     StoredPacket,
 )
 from sfu.media.codecs import Codec, PayloadError, inspect_payload
+from sfu.media.packet import MediaPacket
 
 IMPLS = {"py": _fastpath_py.FastTrack, "c": _fastpath_c.FastTrack}
 PUB = ("127.0.0.1", 5000)
@@ -210,6 +211,31 @@ def test_what_the_fast_path_leaves_to_the_track(FastTrack, case):
     assert t.packet(t.last_ext) is not None  # stored all the same
 
 
+def test_held_packets_continue_the_newest_frame_while_fewer_than_hold_wait(FastTrack):
+    """Without fast_ok, packets that continue the newest frame wait in the held list (EV_NONE; the table's
+    RTC players get them, as fast packets) while fewer than `hold` do; anything else goes to the track."""
+    t = started(FastTrack, [(P1, 0xA, 100, 10, 5, MODE_RTC), (P2, 0xB, 101, 10, 5, MODE_L3)])
+    t.fast_ok = False
+    assert t.ingest(rtp(11, ts=2000), PUB, 2.0) == EV_RTP  # a new frame
+    assert t.newest_timestamp == 2000
+    t.hold = 2
+    assert [t.ingest(rtp(seq, ts=2000, payload=MIDDLE), PUB, 2.1) for seq in (12, 13, 14)] == [EV_NONE, EV_NONE, EV_RTP]
+    assert [fields(d)[1] for _, d, addr in t.take_out() if addr == P1] == [2, 3]  # 12 and 13, as fast packets
+    assert t.take_held() == [(MediaPacket(e, 2000, False, False, False, 2.1, rtp(e, ts=2000, payload=MIDDLE)), 2.1)
+                             for e in (12, 13)]
+    assert t.take_held() == []
+    assert t.ingest(rtp(15, ts=2000), PUB, 2.2) == EV_RTP  # a frame start
+    assert t.ingest(rtp(17, ts=2000, payload=MIDDLE), PUB, 2.2) == EV_RTP  # a gap
+    assert t.ingest(rtp(16, ts=2000, payload=MIDDLE), PUB, 2.2) == EV_RTP  # late
+    assert t.ingest(rtp(18, ts=3000, payload=MIDDLE), PUB, 2.2) == EV_RTP  # another timestamp
+    assert t.take_held() == []
+    assert t.ingest(rtp(19, ts=3000, payload=MIDDLE, marker=True), PUB, 2.3) == EV_NONE
+    t.ingest(rtp(19, ts=3000, payload=MIDDLE), PUB, 2.4)  # a duplicate: the held one stays as it came
+    assert t.take_held() == [(MediaPacket(19, 3000, True, False, False, 2.3, rtp(19, ts=3000, payload=MIDDLE, marker=True)),
+                              2.3)]
+    assert t.newest_timestamp == 3000
+
+
 def test_a_released_frame_goes_to_every_l3_player(FastTrack):
     t = started(FastTrack, [(P1, 0xA, 100, 0, 0, MODE_RTC), (P2, 0xB, 101, 5, 7, MODE_L3)])
     frame = [StoredPacket(20, 3000, 0, 1.0, rtp(20, 3000)), StoredPacket(21, 3000, F_MARKER, 1.0, rtp(21, 3000))]
@@ -334,6 +360,27 @@ def test_pump_takes_arrival_from_the_kernel_timestamp(FastTrack):
 
 
 @pytest.mark.parametrize("impl", sorted(IMPLS))
+def test_a_held_packet_is_read_at_the_pump_calls_time(impl):
+    """`read_at` is the `now` of the pump call that read it (arrival, the kernel's, is never later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as pub:
+        rx.bind(("127.0.0.1", 0))
+        pub.bind(("127.0.0.1", 0))
+        rx.setblocking(False)
+        t = IMPLS[impl]("VP8")
+        t.enable_timestamps(rx)
+        pub.sendto(rtp(10, payload=KEY), rx.getsockname())
+        pub.sendto(rtp(11, payload=MIDDLE), rx.getsockname())
+        select.select([rx], [], [], 5)
+        time.sleep(0.01)  # both wait in the socket
+        t.hold = 1
+        assert t.pump(rx, 100.0) == EV_RTP  # the keyframe: to the track
+        assert t.pump(rx, 100.5) == EV_NONE  # 11 continues it: held
+        ((packet, read_at),) = t.take_held()
+        assert packet.ext_seq == 11 and read_at == 100.5 and packet.arrival <= 100.5
+
+
+@pytest.mark.parametrize("impl", sorted(IMPLS))
 def test_dont_fragment_sets_df(impl):
     module = {"py": _fastpath_py, "c": _fastpath_c}[impl]
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -345,7 +392,7 @@ def test_dont_fragment_sets_df(impl):
 
 PAYLOADS = st.sampled_from([KEY, DELTA, MIDDLE, b"", bytes([0x90, 0x80, 0x81]), bytes([0x30, 0x03, 0x00])])
 STEP = st.one_of(
-    st.tuples(st.just("rtp"), st.integers(-3, 6), PAYLOADS, st.booleans(), st.integers(0, 2)),
+    st.tuples(st.just("rtp"), st.integers(-3, 6), PAYLOADS, st.booleans(), st.integers(0, 2), st.booleans()),
     st.tuples(st.just("load"), st.lists(st.tuples(st.integers(-70000, 70000), st.integers(0, 2**32 - 1),
                                                   st.sampled_from([MODE_RTC, MODE_L3]), st.sampled_from([-1, 0, 1]),
                                                   st.one_of(st.none(), st.integers(0, 70000))),
@@ -353,6 +400,7 @@ STEP = st.one_of(
     st.tuples(st.just("forward")),
     st.tuples(st.just("gate"), st.integers(0, 2), st.booleans(), st.integers(-70000, 70000)),
     st.tuples(st.just("fast_ok"), st.booleans()),
+    st.tuples(st.just("hold"), st.integers(0, 3)),
     st.tuples(st.just("gop"), st.integers(-5, 5)),
     st.tuples(st.just("frame"), st.integers(0, 5)),
     st.tuples(st.just("junk"), st.binary(max_size=30)),
@@ -365,7 +413,7 @@ STEP = st.one_of(
 @given(st.integers(0, 65535), st.lists(STEP, max_size=60))
 def test_the_compiled_fast_path_matches_the_reference(first, steps):
     tracks = [_fastpath_py.FastTrack("VP8", 128), _fastpath_c.FastTrack("VP8", 128)]
-    seq, now = first, 1.0
+    seq, ts, now = first, first * 90, 1.0
     addrs = [PUB, PUB, ("127.0.0.1", 5999)]
     loaded = []
     results = [[], []]
@@ -373,11 +421,13 @@ def test_the_compiled_fast_path_matches_the_reference(first, steps):
         now += 0.01
         if step[0] == "rtp":
             seq = (seq + step[1]) & 0xFFFF
-            data = rtp(seq, ts=seq * 90, payload=step[2], marker=step[3])
+            ts = ts if step[5] else seq * 90  # the same timestamp again: the frame continues
+            data = rtp(seq, ts=ts, payload=step[2], marker=step[3])
         for t, result in zip(tracks, results):
             if step[0] == "rtp":
                 result.append(("rtp", t.ingest(data, addrs[step[4]], now), t.take_out(), t.last_ext, t.last_flags,
-                               t.slow_prev, t.newest, t.bound, round(t.packet_jitter, 12)))
+                               t.slow_prev, t.newest, t.newest_timestamp, t.bound, round(t.packet_jitter, 12),
+                               t.packet(t.last_ext), t.take_held()))
             elif step[0] == "junk":
                 result.append(("junk", t.ingest(step[1], PUB, now), t.take_out()))
             elif step[0] == "load":
@@ -394,6 +444,8 @@ def test_the_compiled_fast_path_matches_the_reference(first, steps):
                 t.fast_ok = step[1]
             elif step[0] == "stats":
                 result.append(("some stats", t.take_player_stats(step[1], step[2], step[3])))
+            elif step[0] == "hold":
+                t.hold = step[1]
             elif step[0] == "gop":
                 t.gop_start = None if t.newest is None else t.newest + step[1]
                 result.append(("gop", t.gop(64, 100_000)))

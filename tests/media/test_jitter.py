@@ -290,6 +290,36 @@ def test_packets_of_a_dropped_frame_are_late_even_past_its_last_known_seq():
     assert jb.counters["packets_late"] == 1 and jb.next_timer() is None
 
 
+def test_complete_means_start_marker_and_every_seq_between_whatever_else_shares_the_timestamp():
+    """Rule 1: a stray packet of the frame's timestamp past its marker neither stands in for a missing
+    one (as many packets as the span, one of them outside it) nor spoils a whole frame."""
+    jb = JitterBuffer(CLOCK, min_delay=0.05)
+    for seq in (10, 12, 13):  # 11 missing, 13 after the marker
+        jb.push(pkt(seq, 0, 0.0, start=seq == 10, marker=seq == 12, key=seq == 10), 0.0)
+    assert jb.poll(1.0) == [] and jb.counters["frames_dropped_incomplete"] == 1
+    for seq in (20, 21, 22, 23):  # whole, and 23 after the marker
+        jb.push(pkt(seq, 3000, 1.0, start=seq == 20, marker=seq == 22, key=seq == 20), 1.0)
+    [released] = jb.poll(2.0)
+    assert [p.ext_seq for p in released.frame.packets] == [20, 21, 22, 23]
+
+
+def test_a_finished_frames_timestamp_makes_its_packets_late_for_the_last_128_frames():
+    """Rule 2: past its last known seq, a packet is late by its timestamp while its frame is one of the
+    last 128 finished; after that the timestamp is free again (a new frame of it is taken)."""
+    jb = JitterBuffer(CLOCK, min_delay=0.0, max_delay=0.0)
+    seq = 0
+    for k in range(200):  # one-packet keyframes, each released at once
+        jb.push(pkt(seq, k * 3000, k / FPS, start=True, marker=True, key=True), k / FPS)
+        assert len(jb.poll(k / FPS)) == 1
+        seq += 2  # a hole after each: the next packets are past every frame's last known seq
+    now = 200 / FPS
+    jb.push(pkt(seq, 199 * 3000, now), now)  # the newest frame's
+    jb.push(pkt(seq + 1, 72 * 3000, now), now)  # the 128th newest's
+    assert jb.counters["packets_late"] == 2 and jb.next_timer() is None
+    jb.push(pkt(seq + 2, 71 * 3000, now, start=True, marker=True, key=True), now)  # the 129th's: forgotten
+    assert jb.counters["packets_late"] == 2 and jb.next_timer() == now
+
+
 @pytest.mark.parametrize("tick", [0.001, 0.010, 0.017])
 def test_two_players_see_the_same_release_times_whenever_they_poll(tick):
     s = make_stream(5, frames=150, loss=0.05, lose={(20, 1): 0.3, (90, 0): 0.07})

@@ -104,3 +104,23 @@ def test_bad_repair_settings_are_refused() -> None:
                    {"repair_min_frames": 0}, {"repair_rounds": -1}):
         with pytest.raises(ValueError):
             JitterBuffer(CLOCK, **kwargs)
+
+
+def test_the_repair_delay_is_the_quantile_of_the_window_at_every_step() -> None:
+    """The quantile follows the window exactly as values enter and the oldest leave (a window of 7,
+    repeated values, frames whose repairs come late)."""
+    rng = random.Random(11)
+    jb = JitterBuffer(CLOCK, max_delay=0.2, repair_quantile=0.8, repair_window=7, repair_min_frames=3)
+    seq, seen = SEQ0, []
+    for k in range(400):
+        ts, at = (TS0 + k * 3000) & 0xFFFFFFFF, k / FPS
+        jb.push(pkt(seq, ts, at, start=True, key=True), at)
+        late = rng.choice([0.0, 0.0, 0.01, 0.05, 0.05, 0.15])  # 0: the frame's last packet right behind
+        jb.push(pkt(seq + 1, ts, at + late, marker=True, retx=late > 0), at + late)
+        seq += 2
+        needed = sorted(jb.needed_delays)
+        want = needed[max(0, -(-len(needed) * 4 // 5) - 1)] if len(needed) >= 3 else None
+        assert jb.repair_delay == want
+        seen.append(want)
+        jb.poll(at)
+    assert len(jb.needed_delays) == 7 and len(set(seen)) >= 4  # the window was full and moved

@@ -26,14 +26,18 @@ def vp8_frame(rng: random.Random, key: bool) -> bytes:
     return bytes([0x11, 0x02, 0x00]) + rng.randbytes(size)
 
 
-def run(seed: int, loss: float, jitter: float):
+ROLES = (("l3a", True), ("l3b", True), ("rtc", False))
+
+
+def run(seed: int, loss: float, jitter: float, roles: tuple = ROLES, feedback: bool = True):
+    """`roles`: (player name, is L3); without `feedback` the players send no RTCP (their paths stay unmeasured)."""
     rng = random.Random(seed)
     router = Router()
     (video,) = router.add_publisher(1, "s1", (TrackSpec("video", "VP8", 96),))
     uplink = NetEm(seed, loss=loss, delay=0.010, jitter=jitter)
     publisher = SdkPublisher(Codec.VP8, 96, ssrc=0x1234)
     players = {}
-    for name, l3 in (("l3a", True), ("l3b", True), ("rtc", False)):
+    for name, l3 in roles:
         addr = ("127.0.0.1", 6000 + len(players))
         ssrcs, _ = router.add_player(1, "s1", name, {"video": addr}, l3=l3)
         players[addr] = (name, SdkPlayer("video", ssrcs["video"], Codec.VP8))
@@ -67,7 +71,7 @@ def run(seed: int, loss: float, jitter: float):
             else:
                 players[addr][1].on_datagram(data, now, 1.8e9 + now)
         for addr, (_, player) in players.items():
-            for rtcp in player.take_rtcp():
+            for rtcp in player.take_rtcp() if feedback else ():
                 outs += router.on_datagram(SHARED, rtcp, addr, now)
         for key, data, addr in outs:
             if key == video:

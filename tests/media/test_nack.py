@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+import math
+import random
+
 import pytest
 
 from sfu.media.nack import NackGenerator
@@ -196,3 +200,37 @@ def test_wrap_around_from_start_points(start: int, lost: list[int], wire: list[i
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError):
         NackGenerator(max_retries=0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_next_timer_is_exactly_when_poll_next_acts(seed: int) -> None:
+    """After every input (packets in and out of order, retransmissions, keyframes, a new reorder delay,
+    polls with a changing RTT): at next_timer() poll acts (asks or gives up), and just before it
+    does nothing; None exactly when nothing is missing."""
+    rng = random.Random(seed)
+    gen = NackGenerator(max_age=0.5, max_retries=3, max_list=40, reorder_factor=2.0, keyframe_clears=seed % 2 == 0)
+    now, rtt, highest, acted = 0.0, RTT, 100, 0
+    for _ in range(3000):
+        now += rng.choice([0.0, 0.001, 0.01, 0.03])
+        op = rng.random()
+        if op < 0.6:
+            highest += rng.choice([1, 1, 1, 2, 4, 30])
+            gen.on_packet(highest, now, is_keyframe=rng.random() < 0.03)
+        elif op < 0.8:
+            gen.on_packet(highest - rng.randint(0, 60), now, is_retransmission=rng.random() < 0.5)
+        elif op < 0.85:
+            gen.set_jitter(rng.choice([0.0, 0.002, 0.01, 0.1]))
+        else:
+            rtt = rng.choice([0.0, 0.02, 0.05, RTT])
+            gen.poll(now, rtt)
+        due = gen.next_timer()
+        assert (due is None) == (gen.missing == [])
+        if due is None:
+            continue
+        before = copy.deepcopy(gen)
+        assert before.poll(math.nextafter(due, -math.inf), rtt) == [] and before.counters == gen.counters
+        at = copy.deepcopy(gen)
+        asks = at.poll(due, rtt)
+        assert asks or at.counters["given_up"] > gen.counters["given_up"]
+        acted += 1
+    assert acted > 500
