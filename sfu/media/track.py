@@ -148,6 +148,8 @@ class PublisherTrack:
         """The packet the fast path just stored (`fast.last_ext`) and left to Python (module rules)."""
         fast = self.fast
         ext, flags, prev_newest = fast.last_ext, fast.last_flags, fast.slow_prev
+        if flags & F_LATE and fast.packet(ext) is None:
+            return []  # older than the whole history (a wild jump back): nothing can use it
         self._catch_up()  # the packets held before this one go first
         rtc = self._rtc
         if rtc:

@@ -350,3 +350,14 @@ def test_sender_reports_to_many_players_are_spread_over_the_second(router):
     assert {r.packet_count for _, rs in first_round[1:] for r in rs} == {30}  # the fast path's sends counted
     second_round = [t for t, _ in ticks if t >= 11.0]
     assert second_round[0] == 11.0 and len(second_round) == 4  # one second after the round began
+
+
+def test_a_packet_older_than_the_whole_history_is_dropped(router):
+    """A wild jump back (more than the retransmission ring behind the newest) is never stored: the
+    track ignores it instead of failing, and the stream goes on."""
+    (video,) = router.add_publisher(1, "s1", VIDEO_ONLY)
+    router.add_player(1, "s1", "sa", {"video": P1})
+    router.add_player(1, "s1", "sb", {"video": P2}, l3=True)
+    assert media(router.on_datagram(video, rtp(10_000, 100, 7, VP8_KEY), PUB, 0.0), P1)
+    assert router.on_datagram(video, rtp(10_000 - 5000, 50, 7, VP8_DELTA), PUB, 0.01) == []
+    assert media(router.on_datagram(video, rtp(10_001, 200, 7, VP8_DELTA), PUB, 0.02), P1)
