@@ -25,7 +25,7 @@ them (`fast.hold`: as many as the buffer has room for, and only while it holds t
 packet can neither start a frame nor make the buffer drop one: no timer moves). Before the jitter
 buffer is used again (the next packet the fast path leaves here, a timer, a player starting or the
 L3 timeline stopping, the track's end, its counters read) they go in, each as `on_rtp` would have
-put it, with the `now` it was handed over with (`_catch_up`): the buffer sees the same inputs in the
+put it, with the `now` it was handed over with (`catch_up`): the buffer sees the same inputs in the
 same order as if each had come here.
 """
 
@@ -148,10 +148,11 @@ class PublisherTrack:
         """The packet the fast path just stored (`fast.last_ext`) and left to Python (module rules)."""
         fast = self.fast
         ext, flags, prev_newest = fast.last_ext, fast.last_flags, fast.slow_prev
-        if flags & F_LATE and fast.packet(ext) is None:
-            return []  # older than the whole history (a wild jump back): nothing can use it
-        self._catch_up()  # the packets held before this one go first
         rtc = self._rtc
+        stored = fast.packet(ext) if flags & F_LATE or rtc or self._l3_live else None  # None: no player looks
+        if flags & F_LATE and stored is None:
+            return []  # older than the whole history (a wild jump back): nothing can use it
+        self.catch_up()  # the packets held before this one go first
         if rtc:
             self._pull(MODE_RTC)  # the RTC players are the ones touched here
         keyframe_start = flags & _KEYFRAME_START == _KEYFRAME_START
@@ -169,10 +170,9 @@ class PublisherTrack:
                 if self.video and (fast.gop_start is None or ext > fast.gop_start):
                     fast.gop_start = ext
         out: list[Out] = []
-        if not (self._l3_live or rtc):
-            packet = None  # no player looks at it
+        if stored is None:
+            packet = None
         else:
-            stored = fast.packet(ext)
             packet = MediaPacket(ext, stored.timestamp, bool(flags & F_MARKER), bool(flags & F_KEYFRAME),
                                  bool(flags & F_FRAME_START), stored.arrival, stored.data, late,
                                  bool(flags & F_DROPPABLE))
@@ -209,9 +209,10 @@ class PublisherTrack:
             self._set_hold()
         return out
 
-    def _catch_up(self) -> None:
-        """The packets the fast path held for the L3 timeline (module rules) into the jitter buffer:
-        each as on_rtp would have put it, with the `now` it came with."""
+    def catch_up(self) -> None:
+        """The packets the fast path held for the L3 timeline (module rules) into the jitter buffer,
+        each as on_rtp would have put it, with the `now` it came with: before the buffer or its
+        counters are used."""
         held = self.fast.take_held()
         if not held:
             return
@@ -219,10 +220,6 @@ class PublisherTrack:
         push = self.jitter.push
         for packet, read_at in held:
             push(packet, read_at)
-
-    def catch_up(self) -> None:
-        """Bring the jitter buffer (and its counters) up to every packet that arrived: before reading them."""
-        self._catch_up()
 
     def _set_hold(self) -> None:
         """How many packets of the newest frame the fast path may keep for the L3 timeline (module
@@ -347,7 +344,7 @@ class PublisherTrack:
     def close(self) -> None:
         """The track ends: its players keep what the fast path sent them (a next publisher's numbering
         continues after it)."""
-        self._catch_up()
+        self.catch_up()
         self._pull()
         self.fast.load_players([])
         self.fast.hold = 0
@@ -372,7 +369,7 @@ class PublisherTrack:
             self.players.remove(player)
         player.fast = False
         if self._l3_live and not any(p.l3 for p in self.players):
-            self._catch_up()
+            self.catch_up()
             self._l3_live = self._l3_seed = False
             self._l3_last = None
             self.jitter.reset()
@@ -428,7 +425,7 @@ class PublisherTrack:
         """Called when a player's address becomes known (or at once when it was given)."""
         if p.started:
             return []
-        self._catch_up()
+        self.catch_up()
         out = self._start(p, now)
         if self._table_dirty:
             self._push()
@@ -520,7 +517,7 @@ class PublisherTrack:
         return out
 
     def on_timer(self, now: float) -> list[Out]:
-        self._catch_up()
+        self.catch_up()
         if self._l3_seed:
             self._seed_l3()
         out = self._release(now, self._l3_send)
