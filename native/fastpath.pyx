@@ -975,7 +975,7 @@ cdef class FastTrack:
 
     # ----- the fan-out -------------------------------------------------------------------------
 
-    def send_frame(self, list packets, double now):
+    def send_frame(self, list packets, double now, int64_t skip=0):
         cdef Py_ssize_t i, k, n = len(packets)
         cdef slot_t tmp
         cdef slot_t* slots = <slot_t*>malloc((n if n else 1) * sizeof(slot_t))
@@ -992,6 +992,10 @@ cdef class FastTrack:
                 slots[k].ts = packet.timestamp
                 slots[k].data = <unsigned char*>PyBytes_AS_STRING(data)
                 slots[k].length = PyBytes_GET_SIZE(data)
+            if skip:
+                for i in range(self._nplayers):
+                    if self._players[i].mode == MODE_L3:
+                        self._players[i].seq_delta += skip
             for k in range(n):  # packet by packet, each to every L3 player (as the RTC fan-out does)
                 for i in range(self._nplayers):
                     if self._players[i].mode == MODE_L3:

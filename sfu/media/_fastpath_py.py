@@ -19,7 +19,9 @@ touches, so that a packet in the steady state never reaches Python:
 - **The player table** (``load_players``): per player its address, SSRC, payload type and its
   steady rewrite: output sequence number ``(ext_seq - seq_delta) & 0xFFFF`` and output timestamp
   ``(timestamp + ts_delta) & 0xFFFFFFFF``, and its mode: RTC (every packet at once) or L3
-  (released frames, ``send_frame``). The track loads the table from its players' rewriters
+  (released frames, ``send_frame``; a frame after a gap in the L3 timeline says how many input
+  sequence numbers were skipped, and every L3 player's seq_delta grows by that many, so its
+  numbering stays contiguous). The track loads the table from its players' rewriters
   whenever Python has touched them; ``take_player_stats`` hands back what the fast path sent
   since, so the track can bring the rewriters up to date.
 - **The fan-out**: the packet rewritten for each player, from one buffer.
@@ -338,9 +340,15 @@ class FastTrack:
 
     # ----- the fan-out -------------------------------------------------------------------------
 
-    def send_frame(self, packets: list, now: float) -> None:
+    def send_frame(self, packets: list, now: float, skip: int = 0) -> None:
         """One released L3 frame (its packets, in order: objects with ext_seq, timestamp and data)
-        to every L3 player in the table."""
+        to every L3 player in the table. `skip`: that many input sequence numbers just before the
+        frame were dropped from the L3 timeline; every L3 player's numbering closes the gap
+        (its seq_delta grows by `skip`) before the frame is sent."""
+        if skip:
+            for p in self._players:
+                if p.mode == MODE_L3:
+                    p.seq_delta += skip
         for packet in packets:  # packet by packet, each to every L3 player (as the RTC fan-out does)
             for p in self._players:
                 if p.mode == MODE_L3:

@@ -111,6 +111,20 @@ class PlayerTrack:
             self.packets_dropped += len(frame.packets)
         return decision is Decision.SEND
 
+    def skip_gaps(self, gaps: list[tuple[int, int]], upto: int) -> None:
+        """Gaps in the L3 timeline (first, last ext_seq; ascending) that the fast path closed in this
+        player's numbering before it sent `upto`: the rewriter drops what it skipped, as `skip_to`
+        would have. Call before `absorb_fast` for the same packets."""
+        last = self.last_ext
+        k = len(gaps)
+        while k and (last is None or gaps[k - 1][1] > last):  # the gaps after what it had (the log's tail)
+            k -= 1
+        for first, end in gaps[k:]:
+            if first >= upto:
+                break
+            for e in range(first if last is None else max(first, last + 1), min(end, upto - 1) + 1):
+                self.rewriter.drop(e)
+
     def absorb_fast(self, count: int, size: int, octets: int, last_ext: int, last_ts: int, last_arrival: float,
                     drops: int, drop_bytes: int, drop_first: int, drop_last: int, clock_rate: int) -> None:
         """What the fast path did for this player since the last time (its track's FastTrack):

@@ -13,7 +13,8 @@ to every player whose numbering is a steady offset. Everything else comes here (
 Before Python touches the players it brings their rewriters up to what the fast path sent
 (`_pull`), and afterwards loads the fast table again from them (`_push`).
 Per timer (`on_timer`): release due L3 frames to every L3 player at the same instant (the fast
-table's L3 players in one fan-out; into the L3 keyframe cache too); NACK what is missing; request
+table's L3 players in one fan-out, after a gap in the timeline too: the fast path closes it in their
+numbering and the track logs it for their rewriters; into the L3 keyframe cache too); NACK what is missing; request
 a keyframe when the jitter buffer or the NACK generator needs one or a player asked, aggregated
 and rate-limited.
 A player that starts gets its mode's cached GOP at once, then follows live. The L3 timeline runs
@@ -52,6 +53,7 @@ SENDER_REPORT_INTERVAL = 1.0  # seconds between the translated sender reports ea
 SENDER_REPORT_SLICE = 32  # players per SR tick: a round over many players is spread over the interval
 _FIRST_FRAME_SAMPLES = 4096
 _KEYFRAME_START = F_KEYFRAME | F_FRAME_START  # the first packet of a keyframe (every audio packet)
+_L3_GAPS = 1024  # gaps the fast table's L3 players skipped, logged until each player is caught up
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +113,9 @@ class PublisherTrack:
         self._l3_live = False  # the jitter buffer is fed (the track has L3 players)
         self._l3_seed = False  # ... and is to be seeded from the ring's GOP first
         self._l3_last: int | None = None  # last ext_seq of the last frame the fast table's L3 players got
+        # gaps in the L3 timeline (first, last ext_seq, ascending) the fast table's L3 players skipped
+        # since it was loaded: a pull drops them in each player's rewriter too (`PlayerTrack.skip_gaps`)
+        self._l3_gaps: list[tuple[int, int]] = []
         self.players: list[PlayerTrack] = []
         self._loaded: list[PlayerTrack] = []  # the fast table, in slot order
         self._table_dirty = False  # a player's place in the fast table may have changed: reload it
@@ -289,11 +294,14 @@ class PublisherTrack:
         `mode`, 0: all; in table slots `first` to `last`) since the last pull: before Python
         touches them."""
         stats = self.fast.take_player_stats(mode, first, last)
-        if not stats:
-            return
-        rate = self.spec.clock_rate
+        rate, gaps = self.spec.clock_rate, self._l3_gaps
         for slot, *done in stats:
-            self._loaded[slot].absorb_fast(*done, rate)
+            p = self._loaded[slot]
+            if gaps and p.l3 and done[0]:
+                p.skip_gaps(gaps, done[3])
+            p.absorb_fast(*done, rate)
+        if gaps and mode in (0, MODE_L3) and first == 0 and last is None:
+            gaps.clear()  # every L3 player in the table is caught up
 
     def _fast_mode(self, p: PlayerTrack) -> int:
         """The player's mode in the fast table, or 0 when Python must see each of its packets."""
@@ -476,16 +484,24 @@ class PublisherTrack:
         return []
 
     def _l3_send(self, frame, now: float) -> list[Out]:
-        """A released frame to every L3 player: the fast table's in one fan-out when the frame
-        follows the last one they got (nothing to skip), the others (and all after a gap) here."""
+        """A released frame to every L3 player: the fast table's in one fan-out (after a gap in the
+        timeline, the fast path closes it in their numbering and the gap is logged for their
+        rewriters), the others here; every one here for the timeline's first frame."""
         out: list[Out] = []
         pt = self.spec.payload_type
-        in_order = self._l3_last is not None and frame.first_ext_seq == self._l3_last + 1
-        if in_order:
-            self.fast.send_frame(frame.packets, now)
+        last = self._l3_last
+        fast = last is not None
+        if fast:
+            gap = frame.first_ext_seq - last - 1
+            skip = gap if 0 < gap < 4096 else 0  # as PlayerTrack.skip_to: a jump past 4096 stays a gap
+            if skip:
+                if len(self._l3_gaps) >= _L3_GAPS:
+                    self._pull(MODE_L3)  # catches every L3 player up: the log starts again
+                self._l3_gaps.append((last + 1, frame.first_ext_seq - 1))
+            self.fast.send_frame(frame.packets, now, skip)
         else:
             self._pull(MODE_L3)
-        for p in self._l3_python if in_order else self._l3:
+        for p in self._l3_python if fast else self._l3:
             if p.addr is None:
                 continue
             if not p.started:
@@ -499,7 +515,7 @@ class PublisherTrack:
                 if data is not None:
                     p.sent(len(data), now)
                     out.append((0, data, p.addr))
-        if not in_order:
+        if not fast:
             self._push()
         return out
 

@@ -31,7 +31,7 @@ from sfu.media.packet import MediaPacket
 
 IMPLS = {"py": _fastpath_py.FastTrack, "c": _fastpath_c.FastTrack}
 PUB = ("127.0.0.1", 5000)
-P1, P2 = ("127.0.0.1", 6001), ("127.0.0.1", 6002)
+P1, P2, P3 = ("127.0.0.1", 6001), ("127.0.0.1", 6002), ("127.0.0.1", 6003)
 # VP8 payloads: a descriptor (0x10: starts a frame), then the frame's first bytes
 KEY = bytes([0x10, 0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A, 0x80, 0x02, 0x68, 0x01]) + b"k" * 20  # a keyframe
 DELTA = bytes([0x10, 0x11, 0x02, 0x00]) + b"d" * 20  # an inter frame
@@ -245,6 +245,20 @@ def test_a_released_frame_goes_to_every_l3_player(FastTrack):
     assert [fields(d)[:4] for _, d, _ in out] == [(101, 15, 3007, 0xB), (101, 16, 3007, 0xB)]
 
 
+def test_a_frame_after_a_gap_in_the_l3_timeline_continues_every_l3_players_numbering(FastTrack):
+    t = started(FastTrack, [(P1, 0xA, 100, 0, 0, MODE_RTC), (P2, 0xB, 101, 5, 7, MODE_L3),
+                            (P3, 0xC, 102, 8, 0, MODE_L3)])
+    t.send_frame([StoredPacket(20, 3000, F_MARKER, 1.0, rtp(20, 3000))], 3.0)
+    t.send_frame([StoredPacket(24, 6000, 0, 1.0, rtp(24, 6000)), StoredPacket(25, 6000, F_MARKER, 1.0, rtp(25, 6000))],
+                 3.1, 3)  # 21-23 never released
+    out = t.take_out()
+    assert [(addr, fields(d)[1]) for _, d, addr in out] == [(P2, 15), (P3, 12), (P2, 16), (P3, 13), (P2, 17), (P3, 14)]
+    t.send_frame([StoredPacket(26, 9000, F_MARKER, 1.0, rtp(26, 9000))], 3.2)  # the new offset stays
+    assert [fields(d)[1] for _, d, _ in t.take_out()] == [18, 15]
+    t.ingest(rtp(11), PUB, 3.3)  # the RTC player's numbering is not the L3 timeline's
+    assert [(addr, fields(d)[1]) for _, d, addr in t.take_out()] == [(P1, 11)]
+
+
 @pytest.fixture
 def loopback():
     """Four UDP sockets on loopback: the track's (rx, non-blocking), the shared one to send from
@@ -402,7 +416,7 @@ STEP = st.one_of(
     st.tuples(st.just("fast_ok"), st.booleans()),
     st.tuples(st.just("hold"), st.integers(0, 3)),
     st.tuples(st.just("gop"), st.integers(-5, 5)),
-    st.tuples(st.just("frame"), st.integers(0, 5)),
+    st.tuples(st.just("frame"), st.integers(0, 5), st.sampled_from([0, 0, 1, 7])),
     st.tuples(st.just("junk"), st.binary(max_size=30)),
     st.tuples(st.just("stats"), st.sampled_from([0, MODE_RTC, MODE_L3]), st.integers(-1, 3),
               st.one_of(st.none(), st.integers(0, 4))),
@@ -451,7 +465,7 @@ def test_the_compiled_fast_path_matches_the_reference(first, steps):
                 result.append(("gop", t.gop(64, 100_000)))
             elif step[0] == "frame" and t.newest is not None:
                 frame = [p for p in (t.packet(t.newest - k) for k in range(step[1], -1, -1)) if p is not None]
-                t.send_frame(frame, now)
+                t.send_frame(frame, now, step[2])
                 result.append(("frame", t.take_out()))
             result.append(("stats", t.take_player_stats(), t.take_counters()))
     assert results[0] == results[1]
