@@ -64,3 +64,17 @@ def test_fanout_quick_writes_the_json_schema(tmp_path):
     assert report["machine"]["cpu"] and report["machine"]["pinning"]
 
     assert "max out pps" in proc.stdout and "past each frame's release" in proc.stdout  # the table
+    # --quick: one latency run per row, whose figures are the row's
+    for r in results:
+        (run,) = r["detail"]["latency_steps"]
+        assert r["detail"]["latency_runs"] == 1 and (run["p50_us"], run["p99_us"]) == (r["p50_us"], r["p99_us"])
+
+
+def test_latency_figures_are_medians_of_the_runs_that_measured_them():
+    sys.path.insert(0, str(ROOT / "bench"))
+    from fanout import _median
+
+    assert _median([3.0, 1.0, 2.0]) == 2.0
+    assert _median([5.0, None, 1.0]) == 1.0  # (an even count: the lower middle, a real reading)
+    assert _median([None, 24_000.0, 1_800.0, 2_000.0]) == 2_000.0  # one stalled run does not decide
+    assert _median([None]) is None and _median([]) is None
