@@ -362,6 +362,10 @@ class Step:
     generator_bound: bool
     passed: bool
     attempt: int = 0  # 0, or n for the n-th repeat of a failed step
+    # how long datagrams waited in the players' sockets for the sink (its read - the kernel's timestamp,
+    # which latency is measured to): the load core's delay, not the target's
+    sink_wait_p99_us: float = 0.0
+    unstamped: int = 0  # datagrams without a kernel timestamp (their receipt is the read's time)
 
     @property
     def disturbed(self) -> bool:
@@ -459,7 +463,7 @@ class StepRunner:
             sink_drops=players.drops(after) - players.drops(before), ingress_drops=ing,
             rewrite_errors=r["ssrc_changes"] + r["seq_errors"], distinct_ssrcs=r["distinct_ssrcs"],
             keyframe_requests=g.get("keyframe_requests", 0),
-            generator_bound=gen_bound,
+            generator_bound=gen_bound, sink_wait_p99_us=r.get("sink_wait_p99_us", 0.0), unstamped=r.get("unstamped", 0),
             passed=expected > 0 and loss + late_frac < LOSS_BUDGET and not queue_growth,
         )
 

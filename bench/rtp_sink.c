@@ -8,7 +8,11 @@
  *
  * The stamp rtp_gen puts at payload offset 16: u32 magic 'SFUB', u32 run id, u32 index in the run,
  * u64 CLOCK_MONOTONIC ns at send, u64 CLOCK_MONOTONIC ns at which the packet's frame's first
- * packet was sent (offset 16 + 20). Latency is receipt (CLOCK_MONOTONIC after recvmmsg) - send.
+ * packet was sent (offset 16 + 20). Latency is receipt - send, where receipt is the kernel's
+ * timestamp of the datagram reaching the player's socket (SO_TIMESTAMPNS, turned to CLOCK_MONOTONIC
+ * at each read), not when this process got round to it: the sink shares its core with the
+ * generator, and its own scheduling delays are not the target's. How long datagrams waited for the
+ * sink is reported apart (`sink_wait_*`); without a kernel timestamp, receipt is the read's time.
  * With `--hold-us H` (a target that holds each frame H after its first packet arrives, as an L3
  * node with a fixed target delay does) latency is the time *past that release*: receipt - frame's
  * first send - H. A negative one (the target released early, which it must never do) counts as
@@ -39,6 +43,7 @@
 #define STAMP_LEN 28 /* magic, run, index, send ns, frame's first send ns */
 #define VLEN 64
 #define BUFSZ 256 /* RTP header, extensions and the stamp: MSG_TRUNC spares copying the rest */
+#define CTLSZ 64  /* ancillary data per datagram: its kernel timestamp */
 #define LIN 65536
 #define NB (LIN + 65536)
 
@@ -49,6 +54,23 @@ static uint64_t now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int64_t real_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000ll + (int64_t)ts.tv_nsec;
+}
+
+/* the datagram's kernel receive timestamp (CLOCK_REALTIME ns), or 0 */
+static int64_t kernel_stamp(struct msghdr *h) {
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c))
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+            struct timespec ts;
+            memcpy(&ts, CMSG_DATA(c), sizeof ts);
+            return (int64_t)ts.tv_sec * 1000000000ll + (int64_t)ts.tv_nsec;
+        }
+    return 0;
 }
 
 static unsigned long long wait_ns(void) { /* time runnable but not running, from /proc/self/schedstat */
@@ -140,7 +162,12 @@ int main(int argc, char **argv) {
     }
 
     int ep = epoll_create1(0);
+    int on = 1;
     for (int i = 0; i < nfds; i++) {
+        if (setsockopt(fds[i], SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on) < 0) {
+            perror("rtp_sink: setsockopt(SO_TIMESTAMPNS)");
+            return 1;
+        }
         struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
         if (epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev) < 0) {
             perror("rtp_sink: epoll_ctl");
@@ -152,6 +179,7 @@ int main(int argc, char **argv) {
     sigaction(SIGUSR1, &sa, NULL);
 
     static uint8_t bufs[VLEN][BUFSZ];
+    static uint8_t ctls[VLEN][CTLSZ] __attribute__((aligned(8)));
     static struct iovec iov[VLEN];
     static struct mmsghdr msgs[VLEN];
     for (int i = 0; i < VLEN; i++) {
@@ -161,6 +189,12 @@ int main(int argc, char **argv) {
         msgs[i].msg_hdr.msg_iovlen = 1;
     }
 
+    hist_t *wait = calloc(1, sizeof *wait); /* read - kernel timestamp: how long datagrams waited for the sink */
+    uint64_t unstamped = 0;
+    if (!wait) {
+        fprintf(stderr, "rtp_sink: out of memory\n");
+        return 1;
+    }
     uint64_t stale = 0, bad = 0, dups = 0, late = 0, received = 0, ssrc_changes = 0, seq_errors = 0, early = 0;
     int64_t earliest = 0; /* the most negative latency past release (ns), with --hold-us */
     uint64_t first_rx = 0, last_rx = 0, min_lat = UINT64_MAX;
@@ -195,12 +229,25 @@ int main(int argc, char **argv) {
             uint32_t pi = evs[e].data.u32;
             int fd = fds[pi];
             for (;;) {
+                for (int m = 0; m < VLEN; m++) {
+                    msgs[m].msg_hdr.msg_control = ctls[m];
+                    msgs[m].msg_hdr.msg_controllen = CTLSZ;
+                }
                 int r = recvmmsg(fd, msgs, VLEN, MSG_DONTWAIT | MSG_TRUNC, NULL);
                 if (r <= 0) break;
-                uint64_t rx = now_ns();
-                last_activity = rx;
+                uint64_t read_at = now_ns();
+                int64_t to_mono = (int64_t)read_at - real_ns(); /* CLOCK_MONOTONIC - CLOCK_REALTIME */
+                last_activity = read_at;
                 for (int m = 0; m < r; m++) {
                     uint8_t *p = bufs[m];
+                    int64_t k = kernel_stamp(&msgs[m].msg_hdr);
+                    uint64_t rx = read_at;
+                    if (k) {
+                        int64_t kr = k + to_mono;
+                        if (kr < (int64_t)read_at) rx = (uint64_t)kr;
+                    } else {
+                        unstamped++;
+                    }
                     unsigned len = msgs[m].msg_len < BUFSZ ? msgs[m].msg_len : BUFSZ; /* real length with MSG_TRUNC */
                     if (len < 12 || (p[0] >> 6) != 2) { bad++; continue; }
                     unsigned off = 12 + 4u * (p[0] & 0x0f);
@@ -230,6 +277,7 @@ int main(int argc, char **argv) {
                     }
                     int64_t lat = (int64_t)(rx - stamp);
                     hist_add(total, lat);
+                    hist_add(wait, (int64_t)(read_at - rx));
                     if (held) { /* past the frame's release: its first packet's send + the hold */
                         lat = (int64_t)(rx - frame_first) - hold_ns;
                         if (lat < 0) {
@@ -271,7 +319,8 @@ int main(int argc, char **argv) {
            "\"min_per_player\": %llu, \"max_per_player\": %llu, \"distinct_ssrcs\": %d, "
            "\"ssrc_changes\": %llu, \"seq_errors\": %llu, \"timed_out\": %s, \"wait_ns\": %llu, "
            "\"hold_us\": %.0f, \"early\": %llu, \"early_max_us\": %.1f, \"total_p50_us\": %.0f, "
-           "\"total_p90_us\": %.0f, \"total_p99_us\": %.0f, \"total_max_us\": %.0f}\n",
+           "\"total_p90_us\": %.0f, \"total_p99_us\": %.0f, \"total_max_us\": %.0f, \"sink_wait_p50_us\": %.0f, "
+           "\"sink_wait_p99_us\": %.0f, \"sink_wait_max_us\": %.0f, \"unstamped\": %llu}\n",
            nfds, count, (unsigned long long)expected, (unsigned long long)received, (unsigned long long)late,
            (unsigned long long)dups, (unsigned long long)stale, (unsigned long long)bad, hist_pct(all, .50),
            hist_pct(all, .90), hist_pct(all, .99), hist_pct(all, 1.0), min_lat == UINT64_MAX ? -1 : min_lat / 1e3,
@@ -279,6 +328,7 @@ int main(int argc, char **argv) {
            (unsigned long long)minp, (unsigned long long)maxp, distinct, (unsigned long long)ssrc_changes,
            (unsigned long long)seq_errors, now_ns() > deadline ? "true" : "false", wait_ns(), hold_us,
            (unsigned long long)early, -earliest / 1e3, hist_pct(total, .50), hist_pct(total, .90), hist_pct(total, .99),
-           hist_pct(total, 1.0));
+           hist_pct(total, 1.0), hist_pct(wait, .50), hist_pct(wait, .99), hist_pct(wait, 1.0),
+           (unsigned long long)unstamped);
     return 0;
 }
