@@ -62,6 +62,20 @@ static int64_t real_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000ll + (int64_t)ts.tv_nsec;
 }
 
+/* CLOCK_MONOTONIC - CLOCK_REALTIME in ns, from a realtime read bracketed by two monotonic ones no
+ * more than 5 us apart (the sink shares its core: it may lose it between two reads, and an offset
+ * taken across that gap would move receipts earlier by it); `prev` when three tries fail. The two
+ * clocks are slewed alike, so the offset moves only when the wall clock is stepped. */
+static int64_t mono_minus_real(int64_t prev) {
+    for (int i = 0; i < 3; i++) {
+        uint64_t a = now_ns();
+        int64_t r = real_ns();
+        uint64_t b = now_ns();
+        if (b - a < 5000) return (int64_t)(a + (b - a) / 2) - r;
+    }
+    return prev;
+}
+
 /* the datagram's kernel receive timestamp (CLOCK_REALTIME ns), or 0 */
 static int64_t kernel_stamp(struct msghdr *h) {
     for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c))
@@ -207,6 +221,8 @@ int main(int argc, char **argv) {
     printf("READY\n");
     fflush(stdout);
 
+    int64_t to_mono = (int64_t)now_ns() - real_ns();
+    for (int i = 0; i < 100; i++) to_mono = mono_minus_real(to_mono);
     uint64_t start = now_ns(), deadline = start + (uint64_t)(deadline_s * 1e9), done_at = 0;
     uint64_t last_activity = start;
     struct epoll_event evs[256];
@@ -236,7 +252,7 @@ int main(int argc, char **argv) {
                 int r = recvmmsg(fd, msgs, VLEN, MSG_DONTWAIT | MSG_TRUNC, NULL);
                 if (r <= 0) break;
                 uint64_t read_at = now_ns();
-                int64_t to_mono = (int64_t)read_at - real_ns(); /* CLOCK_MONOTONIC - CLOCK_REALTIME */
+                to_mono = mono_minus_real(to_mono);
                 last_activity = read_at;
                 for (int m = 0; m < r; m++) {
                     uint8_t *p = bufs[m];
