@@ -373,7 +373,11 @@ class Router:
         entry = self._player_ssrcs.get(block.ssrc)
         if not entry:
             return None, None, None
-        p = entry[0]
+        p, key = entry
+        stream = self._streams.get(key)
+        track = stream.tracks.get(p.kind) if stream else None
+        if track is not None:
+            track.sync(p)  # what the fast path sent it counts too
         size = 12 + p.octets_sent / p.packets_sent if p.packets_sent else None
         return p.report_clock.rtt(block, now), size, p.packets_sent
 

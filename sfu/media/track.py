@@ -158,8 +158,9 @@ class PublisherTrack:
         if flags & F_LATE and stored is None:
             return []  # older than the whole history (a wild jump back): nothing can use it
         self.catch_up()  # the packets held before this one go first
-        if rtc:
-            self._pull(MODE_RTC)  # the RTC players are the ones touched here
+        if self._gated:
+            self._pull(MODE_RTC)  # gated players are judged here (the others in the table Python skips:
+            # pulling 1000 of them for each keyframe stalled forwarding ~4 ms)
         keyframe_start = flags & _KEYFRAME_START == _KEYFRAME_START
         late = bool(flags & F_LATE)
         if prev_newest is not None and ext == prev_newest + 1 and not keyframe_start:
@@ -302,6 +303,12 @@ class PublisherTrack:
             p.absorb_fast(*done, rate)
         if gaps and mode in (0, MODE_L3) and first == 0 and last is None:
             gaps.clear()  # every L3 player in the table is caught up
+
+    def sync(self, p: PlayerTrack) -> None:
+        """Bring one player's numbering and counts up to what the fast path sent it: before Python
+        reads them from outside the track (e.g. its receiver report's facts)."""
+        if p.fast and 0 <= p.slot < len(self._loaded) and self._loaded[p.slot] is p:
+            self._pull(0, p.slot, p.slot + 1)
 
     def _fast_mode(self, p: PlayerTrack) -> int:
         """The player's mode in the fast table, or 0 when Python must see each of its packets."""
