@@ -12,6 +12,8 @@ from sfu.media.report_clock import ReportClock
 from sfu.media.rewrite import SeqRewriter, TimestampRewriter
 from sfu.rtp.header import rewrite_rtp
 
+SKIP_LIMIT = 4096  # input sequence numbers a player skips in its numbering at most: a longer jump stays a gap
+
 Addr = tuple
 
 
@@ -65,7 +67,7 @@ class PlayerTrack:
 
     def skip_to(self, ext_seq: int) -> None:
         """Input packets before `ext_seq` that this player will never get leave no gap in its numbering."""
-        if self.last_ext is None or ext_seq - self.last_ext > 4096:
+        if self.last_ext is None or ext_seq - self.last_ext > SKIP_LIMIT:
             return
         for e in range(self.last_ext + 1, ext_seq):
             self.rewriter.drop(e)

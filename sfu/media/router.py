@@ -352,8 +352,7 @@ class Router:
                 if entry is None:
                     continue
                 player, key = entry
-                stream = self._streams.get(key)
-                track = stream.tracks.get(player.kind) if stream else None
+                track = self._track_of(player, key)
                 if track is None:
                     continue
                 self._touch(track)
@@ -374,8 +373,7 @@ class Router:
         if not entry:
             return None, None, None
         p, key = entry
-        stream = self._streams.get(key)
-        track = stream.tracks.get(p.kind) if stream else None
+        track = self._track_of(p, key)
         if track is not None:
             track.sync(p)  # what the fast path sent it counts too
         size = 12 + p.octets_sent / p.packets_sent if p.packets_sent else None
@@ -390,12 +388,16 @@ class Router:
         if player.addr == addr:
             return []
         player.addr = addr
-        stream = self._streams.get(key)
-        track = stream.tracks.get(player.kind) if stream else None
+        track = self._track_of(player, key)
         if track is None:
             return []
         self._touch(track)
         return track.start_player(player, now)
+
+    def _track_of(self, player: PlayerTrack, key) -> PublisherTrack | None:
+        """The publisher track a player (of the stream `key`) plays, if the stream has it now."""
+        stream = self._streams.get(key)
+        return stream.tracks.get(player.kind) if stream else None
 
     def _touch(self, track: PublisherTrack) -> None:
         """The track is being called into: its next_timer() is asked again at the next next_timer()."""

@@ -43,7 +43,7 @@ from sfu.media.keyframe_cache import KeyframeCache
 from sfu.media.keyframe_request import KeyframeRequester
 from sfu.media.nack import NackGenerator
 from sfu.media.packet import MediaPacket
-from sfu.media.player import Addr, PlayerTrack
+from sfu.media.player import SKIP_LIMIT, Addr, PlayerTrack
 from sfu.media.rtt import RttEstimator
 from sfu.rtp.header import parse_rtp, rewrite_rtp
 from sfu.rtp.rtcp import Nack, RtcpParseError, SenderReport, parse_rtcp, serialize
@@ -500,7 +500,7 @@ class PublisherTrack:
         fast = last is not None
         if fast:
             gap = frame.first_ext_seq - last - 1
-            skip = gap if 0 < gap < 4096 else 0  # as PlayerTrack.skip_to: a jump past 4096 stays a gap
+            skip = gap if 0 < gap < SKIP_LIMIT else 0  # as PlayerTrack.skip_to: a longer jump stays a gap
             if skip:
                 if len(self._l3_gaps) >= _L3_GAPS:
                     self._pull(MODE_L3)  # catches every L3 player up: the log starts again
