@@ -74,7 +74,9 @@ def event(name: str, **fields) -> dict:
 
 class RoomService:
     def __init__(self, apps: Iterable[AppConfig], config: SessionConfig,
-                 *, new_id: Callable[[], str] = lambda: secrets.token_urlsafe(12)) -> None:
+                 *, new_id: Callable[[], str] = lambda: secrets.token_hex(16)) -> None:
+        # (hex: an id goes on command lines, e.g. `sfu rtp-stop ID`; a URL-safe one starting with
+        # '-' was taken for an option there)
         self.config = config
         self._apps: dict[int, App] = {a.app_id: App(a) for a in apps}
         self._conns: dict[int, Connection] = {}

@@ -17,6 +17,8 @@ def test_login_returns_session_and_timing(core):
     a = core.connect()
     result = a.login("room1", "alice")
     assert result["session_id"] and result["resume_token"] and result["session_id"] != result["resume_token"]
+    # 128 random bits in hex: safe as a command-line argument (`sfu rtp-stop ID`: never taken for an option)
+    assert all(len(v) == 32 and set(v) <= set("0123456789abcdef") for v in (result["session_id"], result["resume_token"]))
     assert result["heartbeat_interval"] == core.config.heartbeat_interval
     assert result["reconnect_grace"] == core.config.reconnect_grace
     assert result["token_expire"] == int(core.wallclock) + 3600
