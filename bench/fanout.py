@@ -201,6 +201,37 @@ class GstTarget:
 
 # ----- measuring one target at one N ------------------------------------------------------------
 
+class Live:
+    """A target measured at one N: started, searched, then paused (SIGSTOP) between its latency runs,
+    which alternate with the other targets' (`Bench.latency_rounds`)."""
+
+    def __init__(self, key: str, target, gen: Generator, out: dict) -> None:
+        self.key, self.target, self.gen, self.out = key, target, gen, out
+        self.rate: float | None = out.get("latency_input_pps")  # half the max input rate; None: nothing passed
+        self.count = 0
+        self.runs: list[Step] = []
+        self.paused = False
+
+    def pause(self) -> None:
+        """A stopped process takes no CPU on the target core while another target is measured there."""
+        if not self.paused and self.target.proc.poll() is None:
+            os.kill(self.target.pid, signal.SIGSTOP)
+            os.waitpid(self.target.pid, os.WUNTRACED)  # (our child) returns once it has stopped
+            self.paused = True
+
+    def resume(self) -> None:
+        if self.paused:
+            self.paused = False
+            if self.target.proc.poll() is None:
+                os.kill(self.target.pid, signal.SIGCONT)
+                os.waitpid(self.target.pid, os.WCONTINUED)
+
+    def stop(self) -> None:
+        self.resume()  # (a stopped process would hold a SIGTERM until continued)
+        self.gen.close()
+        self.target.stop()
+
+
 class Bench:
     def __init__(self, settings: Settings, procs: Procs, pinning: Pinning, tools: dict[str, str], tmp: Path,
                  sfu_root: Path, verbose: bool) -> None:
@@ -225,9 +256,9 @@ class Bench:
             self.log(f"    warm-up: {st.expected - st.received} of {st.expected} packets did not arrive")
         return st
 
-    def _measure(self, key: str, target, gen: Generator, players: Players) -> dict:
-        """The search for the maximum, then latency and CPU at half of it. Late = more than `late_ms`
-        after the send (past each frame's release for a target with a hold: L3)."""
+    def _search(self, key: str, target, gen: Generator, players: Players) -> dict:
+        """The search for the maximum (late = more than `late_ms` after the send; past each frame's
+        release for a target with a hold: L3); sets the rate the latency runs use, half the maximum."""
         n = len(players)
         start = 0.5 * self._last_max[key] if self._last_max.get(key) else None
         late_us, hold = self.s.late_ms * 1000, target.hold_us
@@ -244,47 +275,72 @@ class Bench:
                "cpu_us_per_packet_at_max": _r(best.cpu_us_per_packet) if best else None,
                "p50_us": None, "p99_us": None, "hold_us": round(hold), "total_p50_us": None, "total_p99_us": None,
                "early": sum(st.early for st in res.steps), "cpu_us_per_packet": None, "core_us_per_packet": None,
-               "latency_input_pps": None,
+               "latency_input_pps": round(best.in_pps / 2, 2) if best else None,
                "rewrite_errors": sum(st.rewrite_errors for st in res.steps),
                "disturbed_steps": sum(st.disturbed for st in res.steps),
                "distinct_ssrcs": max((st.distinct_ssrcs for st in res.steps), default=0),
                "steps": [st.brief() for st in res.steps]}
         if best:
             self._last_max[key] = best.out_pps
-            rate = best.in_pps / 2
-            count = max(self.s.min_count, min(round(rate * self.s.latency_s), self.s.max_out_per_step // n))
-            runs: list[Step] = []
-            disturbed = 0
-            # a p99 over one 3 s run is decided by a few rare stalls of a few ms (on either side): the
-            # median of several runs' figures is what the table reports; latency and CPU readings
-            # suffer most from intruders, so a disturbed run is repeated
-            while len(runs) < self.s.latency_runs:  # bounded: at most latency_runs + disturbed_repeats runs
-                lat = self.runner.run(gen, players, target.ingress, target.pid, target.ingress[1], rate, count=count,
-                                      late_us=late_us, hold_us=hold)
-                out["early"] += lat.early
-                past = (f" past release (hold {hold / 1000:.0f} ms; total p50 {lat.total_p50_us:.0f} us  "
-                        f"p99 {lat.total_p99_us:.0f} us; early {lat.early})") if hold else ""
-                self.log(f"    latency at {rate:.1f} pps in: p50 {lat.p50_us:.0f} us  p99 {lat.p99_us:.0f} us{past}  "
-                         f"loss {lat.loss:.4f}  cpu {lat.cpu_us_per_packet or 0:.2f} us/packet"
-                         f"{'  (disturbed by other processes: again)' if lat.disturbed else ''}")
-                if lat.disturbed and disturbed < self.s.disturbed_repeats:
-                    disturbed += 1
-                    continue
-                runs.append(lat)
-            out.update(p50_us=_median(r.p50_us for r in runs), p99_us=_median(r.p99_us for r in runs),
-                       total_p50_us=_median(r.total_p50_us for r in runs),
-                       total_p99_us=_median(r.total_p99_us for r in runs),
-                       cpu_us_per_packet=_r(_median(r.cpu_us_per_packet for r in runs)),
-                       core_us_per_packet=_r(_median(r.core_us_per_packet for r in runs)),
-                       latency_input_pps=round(rate, 2), latency_runs=len(runs),
-                       latency_steps=[r.brief() for r in runs])
         return out
 
-    def node(self, mode: str, players: Players) -> dict:
+    def _latency_run(self, live: Live, players: Players) -> None:
+        """One undisturbed latency run at the live target's rate (a disturbed one is repeated: latency
+        and CPU readings suffer most from intruders), after a warm-up that lets a target just continued
+        catch up with its timers."""
+        target, hold, late_us = live.target, live.target.hold_us, self.s.late_ms * 1000
+        n = len(players)
+        count = max(self.s.min_count, min(round(live.rate * self.s.latency_s), self.s.max_out_per_step // n))
+        self._warm(live.gen, players, target)
+        for attempt in range(1 + self.s.disturbed_repeats):  # bounded
+            lat = self.runner.run(live.gen, players, target.ingress, target.pid, target.ingress[1], live.rate,
+                                  count=count, late_us=late_us, hold_us=hold)
+            live.out["early"] += lat.early
+            again = lat.disturbed and attempt < self.s.disturbed_repeats
+            past = (f" past release (hold {hold / 1000:.0f} ms; total p50 {lat.total_p50_us:.0f} us  "
+                    f"p99 {lat.total_p99_us:.0f} us; early {lat.early})") if hold else ""
+            self.log(f"    {live.key} latency at {live.rate:.1f} pps in: p50 {lat.p50_us:.0f} us  "
+                     f"p99 {lat.p99_us:.0f} us{past}  loss {lat.loss:.4f}  cpu {lat.cpu_us_per_packet or 0:.2f} us/packet"
+                     f"{'  (disturbed by other processes: again)' if again else ''}")
+            if not again:
+                live.runs.append(lat)
+                return
+
+    def latency_rounds(self, lives: list[Live], players: Players) -> None:
+        """Latency and CPU at half each target's maximum, `latency_runs` rounds with one run per target
+        each, in turn (the order rotating from round to round). A p99 over a few seconds is decided by
+        rare stalls of a few ms that hit every target alike (on this kind of machine, the virtual CPUs
+        stop now and then); runs of the targets alternating within minutes see the same stalls, runs
+        minutes apart need not. Only the measured target runs: the others are stopped (SIGSTOP)."""
+        measured = [lv for lv in lives if lv.rate]
+        for lv in lives:
+            lv.pause()
+        for rnd in range(self.s.latency_runs):
+            k = rnd % len(measured) if measured else 0
+            for lv in measured[k:] + measured[:k]:
+                lv.resume()
+                try:
+                    self._latency_run(lv, players)
+                finally:
+                    lv.pause()
+        for lv in lives:
+            lv.resume()
+            runs = lv.runs
+            if runs:
+                lv.out.update(p50_us=_median(r.p50_us for r in runs), p99_us=_median(r.p99_us for r in runs),
+                              total_p50_us=_median(r.total_p50_us for r in runs),
+                              total_p99_us=_median(r.total_p99_us for r in runs),
+                              cpu_us_per_packet=_r(_median(r.cpu_us_per_packet for r in runs)),
+                              core_us_per_packet=_r(_median(r.core_us_per_packet for r in runs)),
+                              latency_runs=len(runs), latency_steps=[r.brief() for r in runs])
+
+    def node(self, mode: str, players: Players) -> Live:
+        """A node in `mode` with the N players, searched; its latency runs are left to `latency_rounds`."""
         n = len(players)
         self.log(f"  node, {mode}, N={n}")
         target = NodeTarget(mode, self.procs, self.pinning, self.tmp, self.sfu_root)
         gen = Generator(self.tools, self.pinning, self.s.size)
+        live = None
         try:
             target.start()
             dest = target.publish()
@@ -297,18 +353,24 @@ class Bench:
             after = rss_bytes(target.pid)
             # L3 holds each frame L3_HOLD_S by design ([l3] min = max delay): its latency, and what
             # counts as late, is measured past each frame's release
-            out = self._measure(f"node-{mode}", target, gen, players)
+            out = self._search(f"node-{mode}", target, gen, players)
             out["unloaded_min_us"] = warm.min_us  # (past release in L3)
             out["early"] += warm.early
             out["rss_bytes_per_player"] = round((after - before) / n, 1)
             out["rss_bytes"] = {"before_players": before, "after_players": after}
-            return out
+            live = Live(f"node-{mode}", target, gen, out)
+            return live
         finally:
-            gen.close()
-            target.stop()
-            if target.log_problems:
-                self.log("    the node logged:\n      " + "\n      ".join(target.log_problems))
-                self.node_log_problems[f"{mode}-{n}"] = target.log_problems
+            if live is None:
+                gen.close()
+                target.stop()
+                self._node_problems(target, n)
+
+    def _node_problems(self, target: NodeTarget, n: int) -> None:
+        """What a stopped node logged (warnings, errors, tracebacks), kept for the report."""
+        if target.log_problems:
+            self.log("    the node logged:\n      " + "\n      ".join(target.log_problems))
+            self.node_log_problems[f"{target.mode}-{n}"] = target.log_problems
 
     def _baseline(self, key: str, make) -> int:
         """RSS of the same program with no destination, after a few packets: what is not per player."""
@@ -325,11 +387,13 @@ class Bench:
                 target.stop()
         return self._baseline_rss[key]
 
-    def other(self, key: str, make, players: Players) -> dict:
+    def other(self, key: str, make, players: Players) -> Live:
+        """A program that forwards to the N players (the relay, GStreamer), searched."""
         n = len(players)
         self.log(f"  {key}, N={n}")
         target = make()
         gen = Generator(self.tools, self.pinning, self.s.size)
+        live = None
         try:
             target.start(players.ports)
             self._warm(gen, players, target)
@@ -338,13 +402,47 @@ class Bench:
                 before, after = target.rss_for_players
             else:  # the same program started with no player
                 before, after = self._baseline(key, make), rss_bytes(target.pid)
-            out = self._measure(key, target, gen, players)
+            out = self._search(key, target, gen, players)
             out["rss_bytes_per_player"] = round((after - before) / n, 1)
             out["rss_bytes"] = {"before_players": before, "after_players": after}
-            return out
+            live = Live(key, target, gen, out)
+            return live
         finally:
-            gen.close()
-            target.stop()
+            if live is None:
+                gen.close()
+                target.stop()
+
+    def measure(self, players: Players, modes: list[str], relay_make, gst_make=None) -> tuple[dict, dict | None, dict]:
+        """Everything at one N: the relay (ceiling), GStreamer if given, the node in each mode. Each is
+        searched on its own; GStreamer's latency runs follow its search; the relay's and the node's
+        alternate (`latency_rounds`), so that their latency ratios compare like with like.
+        Returns (relay, gstreamer or None, {mode: node})."""
+        n = len(players)
+        lives: list[Live] = []
+        try:
+            relay = self.other("c_relay", relay_make, players)
+            lives.append(relay)
+            relay.pause()
+            gst = None
+            if gst_make is not None:
+                g = self.other("gstreamer", gst_make, players)
+                try:
+                    self.latency_rounds([g], players)
+                finally:
+                    g.stop()
+                gst = g.out
+            nodes = {}
+            for mode in modes:
+                nodes[mode] = self.node(mode, players)
+                lives.append(nodes[mode])
+                nodes[mode].pause()
+            self.latency_rounds(lives, players)
+            return relay.out, gst, {m: lv.out for m, lv in nodes.items()}
+        finally:
+            for lv in lives:
+                lv.stop()
+                if isinstance(lv.target, NodeTarget):
+                    self._node_problems(lv.target, n)
 
 
 def _median(values) -> float | None:
@@ -507,13 +605,14 @@ def main(argv: list[str] | None = None) -> int:
             for n in args.players:
                 players = Players(n)
                 try:
-                    c = bench.other("c_relay", lambda: RelayTarget(tools["c_relay"], procs, pinning, tmp), players)
+                    c, g, nodes = bench.measure(
+                        players, args.modes, lambda: RelayTarget(tools["c_relay"], procs, pinning, tmp),
+                        (lambda: GstTarget(gst, procs, pinning)) if gst else None)
                     ceiling.append({"n": n, **c})
-                    if gst:
-                        g = bench.other("gstreamer", lambda: GstTarget(gst, procs, pinning), players)
+                    if g is not None:
                         gst_results.append({"n": n, **g, "ratio": _ratio(g["max_output_pps"], c["max_output_pps"])})
                     for mode in args.modes:
-                        r = bench.node(mode, players)
+                        r = nodes[mode]
                         report["results"].append({
                             "n": n, "mode": mode, "max_output_pps": r["max_output_pps"],
                             "ceiling_pps": c["max_output_pps"], "ratio": _ratio(r["max_output_pps"], c["max_output_pps"]),

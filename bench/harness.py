@@ -313,7 +313,7 @@ class Settings:
 # step then decided 0.88x or 0.92x); 2 rates more per search. Bracketing takes at most ~9 rates
 # (5 to 1280 input packets/s at N = 1000), so a search stays within ~15 of max_steps
 FULL = Settings(step_s=1.0, max_step_s=4.0, min_count=40, max_out_per_step=3_000_000, bisect_steps=6, resolution=1.01,
-                retries=2, disturbed_repeats=3, max_steps=20, latency_s=3.0, latency_runs=3, drain_ms=200, start_out_pps=4000, min_in_pps=5,
+                retries=2, disturbed_repeats=3, max_steps=20, latency_s=3.0, latency_runs=5, drain_ms=200, start_out_pps=4000, min_in_pps=5,
                 max_in_pps=2_000_000, late_ms=20.0, size=1200)
 QUICK = Settings(step_s=0.25, max_step_s=1.0, min_count=20, max_out_per_step=400_000, bisect_steps=1, resolution=1.02,
                  retries=0, disturbed_repeats=0, max_steps=10, latency_s=0.5, latency_runs=1, drain_ms=100, start_out_pps=4000, min_in_pps=10,
