@@ -129,7 +129,7 @@ class HttpApi:
         conn = self.service.connect(now)
         try:
             self.service.login(conn, app_id=app_id, room_id=room_id, user_id=user_id, user_name=user_id,
-                               token=token, notify=False, now=now, wallclock=time.time())
+                               token=token, notify=False, now=now, wallclock=time.time(), heartbeats=False)
         except SfuError:
             self.service.disconnect(conn, now)
             raise
@@ -230,7 +230,9 @@ class HttpApi:
     # ----- liveness ----------------------------------------------------------------------------
 
     def tick(self, now: float) -> None:
-        """Keep live HTTP sessions alive in the room service; end idle publishers and vanished ones."""
+        """End idle publishers, and forget sessions the room service ended (kicked out, token expired).
+        (No client heartbeats an HTTP session: the room service gives them no liveness timeout, so a
+        stall of the node itself, longer than session_timeout, does not end them.)"""
         for sid, s in list(self.sessions.items()):
             if self.service.session_id_of(s.conn_id) != sid:  # kicked out, token expired, ...
                 del self.sessions[sid]
@@ -243,7 +245,6 @@ class HttpApi:
                     del self.sessions[sid]
                     self._end(s.conn_id, now)
                     continue
-            self.service.heartbeat(s.conn_id, now)
         self.signalling.pump()
 
     async def _keepalive(self) -> None:

@@ -38,6 +38,9 @@ class Session:
     claims: TokenClaims
     conn_id: int | None = None
     last_seen: float = 0.0
+    # False: no client heartbeats it (the HTTP API's sessions: their RTP, or an explicit end, says
+    # when they are over), so no LIVE timeout; a stall of the node itself must not end it
+    heartbeats: bool = True
     publishes: dict[str, Stream] = field(default_factory=dict)
     plays: dict[str, ResourceMode] = field(default_factory=dict)
     # every event sent to the session, numbered, kept until the client acknowledges it, so that a

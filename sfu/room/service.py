@@ -10,7 +10,8 @@ Rules (the whole contract; tests/room/ has one test file per group):
 - Request methods return the reply's result dict or raise SfuError; every output they cause is
   queued after it, so the IO layer sends the reply first and then drains.
 - Timers per connection: AUTH (not logged in by then -> Close AUTH_TIMEOUT). Per session:
-  LIVE (nothing heard for session_timeout -> detach, Close), GRACE (detached for reconnect_grace
+  LIVE (nothing heard for session_timeout -> detach, Close; not for a session logged in with
+  heartbeats=False, which no client keeps alive: the HTTP API's), GRACE (detached for reconnect_grace
   -> removed, others see DELETE), WARN (token expires in token_warning -> room_token_will_expire),
   EXPIRE (token expired -> KICK_OUT 1002056). Per room: FLUSH (batched user events go out).
 - One user_id, one place per AppID: a new login kicks the older session out (KICK_OUT 1002050).
@@ -175,7 +176,7 @@ class RoomService:
             conn.session.last_seen = now
 
     def _check_live(self, session: Session, now: float) -> None:
-        if session.conn_id is None:
+        if session.conn_id is None or not session.heartbeats:
             return
         due = session.last_seen + self.config.session_timeout
         if now < due:
@@ -188,14 +189,16 @@ class RoomService:
     # ----- login / logout / resume ----------------------------------------------------------
 
     def login(self, conn_id: int, *, app_id: object, room_id: object, user_id: object, user_name: object,
-              token: object, notify: bool, now: float, wallclock: float) -> dict:
+              token: object, notify: bool, now: float, wallclock: float, heartbeats: bool = True) -> dict:
         try:
-            return self._login(conn_id, app_id, room_id, user_id, user_name, token, notify, now, wallclock)
+            return self._login(conn_id, app_id, room_id, user_id, user_name, token, notify, now, wallclock,
+                               heartbeats)
         except SfuError as e:
             self.login_failures[int(e.code)] = self.login_failures.get(int(e.code), 0) + 1
             raise
 
-    def _login(self, conn_id, app_id, room_id, user_id, user_name, token, notify, now, wallclock) -> dict:
+    def _login(self, conn_id, app_id, room_id, user_id, user_name, token, notify, now, wallclock,
+               heartbeats) -> dict:
         conn = self._conn(conn_id)
         if conn.session is not None:
             if conn.session.room.room_id == room_id and conn.session.app.config.app_id == app_id:
@@ -238,6 +241,7 @@ class RoomService:
             session_id=self._new_id(), resume_token=self._new_id(), app=app, room=room, user_id=user_id,
             user_name=user_name, notify=bool(notify), join_seq=room.seq, token_expire_wall=claims.expire,
             token_expire_at=now + (claims.expire - wallclock), claims=claims, conn_id=conn_id, last_seen=now,
+            heartbeats=bool(heartbeats),
         )
         self._sessions[session.session_id] = session
         app.users[user_id] = session
@@ -267,7 +271,8 @@ class RoomService:
 
     def _arm_session_timers(self, session: Session, now: float) -> None:
         sid = session.session_id
-        self._timers.set(("live", sid), now + self.config.session_timeout)
+        if session.heartbeats:
+            self._timers.set(("live", sid), now + self.config.session_timeout)
         self._timers.set(("warn", sid), max(now, session.token_expire_at - self.config.token_warning))
         self._timers.set(("expire", sid), session.token_expire_at)
 

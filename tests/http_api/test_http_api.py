@@ -1,6 +1,7 @@
 """The HTTP API for stock RTP tools: auth, errors with the table's codes, lifecycle, SDP."""
 
 import asyncio
+import time
 
 import aiohttp
 import pytest
@@ -83,6 +84,20 @@ async def test_idle_publish_session_times_out(node_factory, http, connect):
     assert (await watcher.next_event("room_stream_update"))["update_type"] == 0
     assert (await watcher.next_event("room_stream_update", timeout=5))["update_type"] == 1
     assert pub["session_id"] not in node.http_api.sessions
+
+
+async def test_http_sessions_outlive_a_stall_of_the_node(node_factory, http):
+    """No client heartbeats an HTTP session: a node whose event loop stood still for longer than
+    session_timeout (stopped, swapped out, a debugger) must not end them once it runs again. (They
+    used to be heartbeated by the node's own keepalive timer, which ran after the liveness check.)"""
+    node = await node_factory(session={"session_timeout": 1.0, "heartbeat_interval": 0.2, "rtp_idle_timeout": 30.0})
+    _, pub = await call(http, node, "/api/v1/publish", "cam", body("cam", tracks=[VP8]))
+    _, play = await call(http, node, "/api/v1/play", "viewer", body(
+        "viewer", mode="rtc", tracks=[{"kind": "video", "host": "127.0.0.1", "port": 47030}]))
+    time.sleep(2.5)  # the stall itself: the node's loop (this one) runs nothing for 2.5 s
+    for sid in (pub["session_id"], play["session_id"]):
+        status, _ = await call(http, node, f"/api/v1/sessions/{sid}", method="DELETE")
+        assert status == 204, sid
 
 
 async def test_play_sdp_follows_the_live_publisher(node, http):

@@ -39,12 +39,12 @@ class Client:
 
     # requests, with the core's clock
     def login(self, room="room1", user="u1", *, app=APP, secret=SECRET, notify=True, token=None, name=None,
-              ttl=3600, **payload):
+              ttl=3600, heartbeats=True, **payload):
         if token is None:
             token = self.core.token(user, app=app, secret=secret, ttl=ttl, **payload)
         return self.core.call(self, "login", app_id=app, room_id=room, user_id=user,
                               user_name=name if name is not None else user, token=token, notify=notify,
-                              now=self.core.now, wallclock=self.core.wallclock)
+                              now=self.core.now, wallclock=self.core.wallclock, heartbeats=heartbeats)
 
     def __getattr__(self, method):
         def call(*args, **kwargs):

@@ -134,3 +134,19 @@ def test_requests_on_a_closed_connection(core):
     a = core.connect()
     core.drop(a)
     fails(ErrorCode.NOT_CONNECTED, a.heartbeat)
+
+
+def test_a_session_without_heartbeats_has_no_liveness_timeout(make_core):
+    """The HTTP API's sessions (heartbeats=False): no client heartbeats them, so silence, or a stall
+    of the node longer than session_timeout, does not end them; logout and token expiry still do."""
+    core = make_core(heartbeat_interval=1.0, session_timeout=3.0, reconnect_grace=5.0)
+    w, a, h = core.connect(), core.connect(), core.connect()
+    w.login("room1", "watcher")
+    a.login("room1", "alice")
+    h.login("room1", "http-cam", heartbeats=False, ttl=60)
+    core.advance(30.0)  # nobody heartbeats: alice is detached then removed, the HTTP session stays
+    assert a.closed.code == ErrorCode.CONNECTION_LOST and w.closed.code == ErrorCode.CONNECTION_LOST
+    assert h.closed is None
+    assert core.service.room_users(APP, "room1") == ["http-cam"]
+    core.advance(31.0)  # its token expires: kicked out as any session is
+    assert h.closed.code == ErrorCode.TOKEN_EXPIRED_KICK_OUT
