@@ -12,7 +12,7 @@ RX_SIZE bytes; a longer one arrives truncated (MSG_TRUNC) and is dropped as malf
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.errno cimport EAGAIN, EINTR, errno
+from libc.errno cimport EAGAIN, EINTR, EINVAL, EIO, ENOPROTOOPT, errno
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memset
@@ -54,6 +54,8 @@ cdef extern from "<sys/socket.h>" nogil:
     cmsghdr* CMSG_FIRSTHDR(msghdr* m)
     cmsghdr* CMSG_NXTHDR(msghdr* m, cmsghdr* c)
     unsigned char* CMSG_DATA(cmsghdr* c)
+    size_t CMSG_SPACE(size_t length)
+    size_t CMSG_LEN(size_t length)
     int SOL_SOCKET, SO_TIMESTAMPNS, SCM_TIMESTAMPNS
     int setsockopt(int fd, int level, int name, const void* value, socklen_t length)
     int recvmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags, void* timeout)
@@ -79,6 +81,18 @@ cdef extern from "<netinet/in.h>" nogil:
 cdef extern from "<netinet/in.h>" nogil:
     int IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO
 
+cdef extern from *:
+    """
+    #include <netinet/udp.h>
+    #ifndef UDP_SEGMENT
+    #define UDP_SEGMENT 103
+    #endif
+    #ifndef SOL_UDP
+    #define SOL_UDP 17
+    #endif
+    """
+    int SOL_UDP, UDP_SEGMENT
+
 cdef extern from "<arpa/inet.h>" nogil:
     int inet_pton(int af, const char* src, void* dst)
     const char* inet_ntop(int af, const void* src, char* dst, socklen_t size)
@@ -90,6 +104,9 @@ DEF RX_BATCH = 64        # datagrams per recvmmsg (the reference's RECV_BATCH)
 DEF RX_SIZE = 2048       # bytes per receive buffer
 DEF TX_BATCH = 1024      # messages per sendmmsg (UIO_MAXIOV)
 DEF RX_CONTROL = 64      # bytes of ancillary data per received datagram (its kernel timestamp)
+DEF GSO_SEGMENTS = 64    # datagrams per UDP GSO send (the kernel's UDP_MAX_SEGMENTS, at least)
+DEF GSO_BYTES = 60000    # bytes per UDP GSO send (under the 64 KiB of one IP packet)
+DEF GSO_CONTROL = 32     # bytes of ancillary data per send: CMSG_SPACE(2), the segment size
 
 cdef enum:
     EV_NONE = 0
@@ -152,6 +169,7 @@ ctypedef struct player_t:
     int64_t drop_bytes
     int64_t drop_first
     int64_t drop_last
+    int gso_group  # while a flush groups the queue: 1 + its open group, 0 for none
 
 
 # ----- payload inspection: the rules of sfu/media/codecs.py, flags or BAD_PAYLOAD ------------------
@@ -515,6 +533,23 @@ cdef class FastTrack:
     cdef iovec* _tx_iov
     cdef unsigned char* _tx_hdr
     cdef int _tx_count
+    cdef int* _tx_player  # the player of each queued message
+    # UDP GSO (segmentation offload): a flush sends a player's consecutive datagrams of one size
+    # (the last may be shorter) as one message the kernel cuts up: one route lookup and one
+    # socket buffer for the lot. What arrives is the same datagrams.
+    cdef bint _gso
+    cdef readonly int64_t gso_sends  # messages sent with a segment size, since start
+    cdef int* _g_ints  # one block for the int arrays below
+    cdef int* _tx_group  # each queued message's group
+    cdef int* _g_first   # per group: its first message, segments, segment size, bytes, closed, fill position
+    cdef int* _g_count
+    cdef int* _g_size
+    cdef int* _g_bytes
+    cdef int* _g_closed
+    cdef int* _g_pos
+    cdef mmsghdr* _g_msgs
+    cdef iovec* _g_iov
+    cdef unsigned char* _g_control
 
     def __cinit__(self, str codec, Py_ssize_t size=4096, double max_age=2.0):
         self._ring = NULL
@@ -523,6 +558,11 @@ cdef class FastTrack:
         self._tx_msgs = NULL
         self._tx_iov = NULL
         self._tx_hdr = NULL
+        self._tx_player = NULL
+        self._g_ints = NULL
+        self._g_msgs = NULL
+        self._g_iov = NULL
+        self._g_control = NULL
 
     def __init__(self, str codec, Py_ssize_t size=4096, double max_age=2.0):
         if size < 128 or size & (size - 1):
@@ -537,9 +577,24 @@ cdef class FastTrack:
         self._tx_msgs = <mmsghdr*>calloc(TX_BATCH, sizeof(mmsghdr))
         self._tx_iov = <iovec*>calloc(2 * TX_BATCH, sizeof(iovec))
         self._tx_hdr = <unsigned char*>malloc(12 * TX_BATCH)
+        self._tx_player = <int*>calloc(TX_BATCH, sizeof(int))
+        self._g_ints = <int*>calloc(7 * TX_BATCH, sizeof(int))
+        self._g_msgs = <mmsghdr*>calloc(TX_BATCH, sizeof(mmsghdr))
+        self._g_iov = <iovec*>calloc(2 * TX_BATCH, sizeof(iovec))
+        self._g_control = <unsigned char*>calloc(TX_BATCH, GSO_CONTROL)
         if self._ring == NULL or self._rx == NULL or self._tx_msgs == NULL or self._tx_iov == NULL \
-                or self._tx_hdr == NULL:
+                or self._tx_hdr == NULL or self._tx_player == NULL or self._g_ints == NULL or self._g_msgs == NULL \
+                or self._g_iov == NULL or self._g_control == NULL:
             raise MemoryError()
+        self._tx_group = self._g_ints
+        self._g_first = self._g_ints + TX_BATCH
+        self._g_count = self._g_ints + 2 * TX_BATCH
+        self._g_size = self._g_ints + 3 * TX_BATCH
+        self._g_bytes = self._g_ints + 4 * TX_BATCH
+        self._g_closed = self._g_ints + 5 * TX_BATCH
+        self._g_pos = self._g_ints + 6 * TX_BATCH
+        self._gso = True
+        self.gso_sends = 0
         cdef int i
         for i in range(RX_BATCH):
             self._rx_iov[i].iov_base = self._rx + i * RX_SIZE
@@ -585,6 +640,11 @@ cdef class FastTrack:
         free(self._tx_msgs)
         free(self._tx_iov)
         free(self._tx_hdr)
+        free(self._tx_player)
+        free(self._g_ints)
+        free(self._g_msgs)
+        free(self._g_iov)
+        free(self._g_control)
 
     # ----- properties (the reference's attributes) -----------------------------------------------
 
@@ -628,6 +688,17 @@ cdef class FastTrack:
         self._flush()
         self._output = sock
         self._fd = -1 if sock is None else sock.fileno()
+
+    @property
+    def gso(self):
+        """Whether a flush sends a player's datagrams of one size together with UDP GSO (on by
+        default; off for good once the kernel refuses it, e.g. a kernel older than 4.18)."""
+        return self._gso
+
+    @gso.setter
+    def gso(self, bint on):
+        self._flush()
+        self._gso = on
 
     # ----- control ---------------------------------------------------------------------------
 
@@ -1052,6 +1123,7 @@ cdef class FastTrack:
         iov[0].iov_len = 12
         iov[1].iov_base = s.data + 12
         iov[1].iov_len = s.length - 12
+        self._tx_player[self._tx_count] = i
         m = &self._tx_msgs[self._tx_count]
         m.msg_hdr.msg_name = &p.addr
         m.msg_hdr.msg_namelen = p.addrlen
@@ -1064,20 +1136,126 @@ cdef class FastTrack:
         return 0
 
     cdef void _flush(self) noexcept:
+        cdef int n = self._tx_count, groups
+        self._tx_count = 0
+        if n == 0:
+            return
+        if self._gso and n > 1:
+            groups = self._group(n)
+            if groups < n:
+                self._send_groups(n, groups)
+                return
+        self._send_plain(self._tx_msgs, n)
+
+    cdef void _send_plain(self, mmsghdr* msgs, int n) noexcept:
         cdef int sent = 0, r
-        while sent < self._tx_count:
-            r = sendmmsg(self._fd, self._tx_msgs + sent, self._tx_count - sent, MSG_DONTWAIT)
+        while sent < n:
+            r = sendmmsg(self._fd, msgs + sent, n - sent, MSG_DONTWAIT)
             if r > 0:
                 sent += r
             elif r < 0 and errno == EINTR:
                 continue
             elif r < 0 and (errno == EAGAIN):
-                self._counters[K_UNSENT] += self._tx_count - sent  # the send buffer is full: UDP drops
+                self._counters[K_UNSENT] += n - sent  # the send buffer is full: UDP drops
                 break
             else:
                 self._counters[K_UNSENT] += 1  # this one failed (e.g. an unreachable address): skip it
                 sent += 1
-        self._tx_count = 0
+
+    cdef int _group(self, int n) noexcept:
+        """Groups the n queued messages for UDP GSO: a player's messages in queue order, while they
+        have one size (a shorter one ends a group), up to GSO_SEGMENTS and GSO_BYTES. Lays each group
+        out as one message in _g_msgs (with its segment size when it has more than one) and returns
+        how many there are; n when no two messages could go together (then nothing is laid out)."""
+        cdef int j, g, ng = 0, length, count
+        cdef player_t* p
+        cdef mmsghdr* m
+        cdef mmsghdr* first
+        cdef cmsghdr* c
+        cdef uint16_t size
+        for j in range(n):
+            p = &self._players[self._tx_player[j]]
+            length = 12 + <int>self._tx_iov[2 * j + 1].iov_len
+            g = p.gso_group - 1
+            if g >= 0 and not self._g_closed[g] and length <= self._g_size[g] \
+                    and self._g_count[g] < GSO_SEGMENTS and self._g_bytes[g] + length <= GSO_BYTES:
+                self._g_count[g] += 1
+                self._g_bytes[g] += length
+                self._g_closed[g] = length < self._g_size[g]
+            else:
+                g = ng
+                ng += 1
+                self._g_first[g] = j
+                self._g_count[g] = 1
+                self._g_size[g] = length
+                self._g_bytes[g] = length
+                self._g_closed[g] = 0
+                p.gso_group = g + 1
+            self._tx_group[j] = g
+        for j in range(n):
+            self._players[self._tx_player[j]].gso_group = 0
+        if ng == n:
+            return n
+        count = 0
+        for g in range(ng):
+            self._g_pos[g] = count
+            count += 2 * self._g_count[g]
+        for j in range(n):  # each group's iovec pairs together, in queue order
+            g = self._tx_group[j]
+            self._g_iov[self._g_pos[g]] = self._tx_iov[2 * j]
+            self._g_iov[self._g_pos[g] + 1] = self._tx_iov[2 * j + 1]
+            self._g_pos[g] += 2
+        for g in range(ng):
+            m = &self._g_msgs[g]
+            first = &self._tx_msgs[self._g_first[g]]
+            count = self._g_count[g]
+            m.msg_hdr.msg_name = first.msg_hdr.msg_name
+            m.msg_hdr.msg_namelen = first.msg_hdr.msg_namelen
+            m.msg_hdr.msg_iov = &self._g_iov[self._g_pos[g] - 2 * count]
+            m.msg_hdr.msg_iovlen = 2 * count
+            m.msg_hdr.msg_flags = 0
+            if count > 1:
+                m.msg_hdr.msg_control = self._g_control + g * GSO_CONTROL
+                m.msg_hdr.msg_controllen = CMSG_SPACE(sizeof(uint16_t))
+                c = CMSG_FIRSTHDR(&m.msg_hdr)
+                c.cmsg_level = SOL_UDP
+                c.cmsg_type = UDP_SEGMENT
+                c.cmsg_len = CMSG_LEN(sizeof(uint16_t))
+                size = <uint16_t>self._g_size[g]
+                memcpy(CMSG_DATA(c), &size, sizeof(uint16_t))
+            else:
+                m.msg_hdr.msg_control = NULL
+                m.msg_hdr.msg_controllen = 0
+        return ng
+
+    cdef void _send_groups(self, int n, int ng) noexcept:
+        cdef int sent = 0, r, j, k, g
+        while sent < ng:
+            r = sendmmsg(self._fd, self._g_msgs + sent, ng - sent, MSG_DONTWAIT)
+            if r > 0:
+                for g in range(sent, sent + r):
+                    self.gso_sends += self._g_count[g] > 1
+                sent += r
+            elif r < 0 and errno == EINTR:
+                continue
+            elif r < 0 and errno == EAGAIN:
+                for g in range(sent, ng):  # the send buffer is full: UDP drops
+                    self._counters[K_UNSENT] += self._g_count[g]
+                return
+            elif self._g_count[sent] > 1 and (errno == EIO or errno == EINVAL or errno == ENOPROTOOPT):
+                # the kernel, or the route's device, refuses GSO: no more of it on this track; the
+                # groups not sent go datagram by datagram (their messages, in queue order)
+                self._gso = False
+                k = 0
+                for j in range(n):
+                    if self._tx_group[j] >= sent:
+                        self._tx_msgs[k] = self._tx_msgs[j]
+                        k += 1
+                self._send_plain(self._tx_msgs, k)
+                return
+            else:
+                self._counters[K_UNSENT] += self._g_count[sent]  # (e.g. an unreachable address): skip it
+                sent += 1
 
 
 # ----- the event loop's reader ---------------------------------------------------------------------

@@ -122,6 +122,8 @@ class FastTrack:
         self.hold = 0  # how many packets continuing the newest frame may wait in _held (module rules)
         self._held: list[tuple[MediaPacket, float]] = []
         self.output: socket.socket | None = None
+        self.gso = False  # the reference sends each datagram alone (the compiled one groups them: UDP GSO)
+        self.gso_sends = 0
         self._players: list[_Player] = []
         self._gated = 0  # players in the table with a gate
         self._dirty = 0  # the modes whose players got something since take_player_stats / load_players
