@@ -534,6 +534,8 @@ cdef class FastTrack:
     cdef unsigned char* _tx_hdr
     cdef int _tx_count
     cdef int* _tx_player  # the player of each queued message
+    cdef slot_t* _tx_slot  # the packet queued last, and how many packets the queue holds: with one,
+    cdef int _tx_packets   # no player has two messages and a flush does not try to group them
     # UDP GSO (segmentation offload): a flush sends a player's consecutive datagrams of one size
     # (the last may be shorter) as one message the kernel cuts up: one route lookup and one
     # socket buffer for the lot. What arrives is the same datagrams.
@@ -559,6 +561,8 @@ cdef class FastTrack:
         self._tx_iov = NULL
         self._tx_hdr = NULL
         self._tx_player = NULL
+        self._tx_slot = NULL
+        self._tx_packets = 0
         self._g_ints = NULL
         self._g_msgs = NULL
         self._g_iov = NULL
@@ -1124,6 +1128,9 @@ cdef class FastTrack:
         iov[1].iov_base = s.data + 12
         iov[1].iov_len = s.length - 12
         self._tx_player[self._tx_count] = i
+        if s != self._tx_slot:
+            self._tx_slot = s
+            self._tx_packets += 1
         m = &self._tx_msgs[self._tx_count]
         m.msg_hdr.msg_name = &p.addr
         m.msg_hdr.msg_namelen = p.addrlen
@@ -1137,10 +1144,13 @@ cdef class FastTrack:
 
     cdef void _flush(self) noexcept:
         cdef int n = self._tx_count, groups
+        cdef bint several = self._tx_packets > 1
         self._tx_count = 0
+        self._tx_packets = 0
+        self._tx_slot = NULL
         if n == 0:
             return
-        if self._gso and n > 1:
+        if self._gso and several:
             groups = self._group(n)
             if groups < n:
                 self._send_groups(n, groups)
