@@ -16,7 +16,7 @@ from libc.errno cimport EAGAIN, EINTR, EINVAL, EIO, ENOPROTOOPT, errno
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memset
-from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
+from posix.time cimport CLOCK_MONOTONIC, CLOCK_REALTIME, clock_gettime, timespec
 
 from rtp_header cimport RTP_OK, rtp_fields, rtp_is_rtcp, rtp_parse, rtp_read_u16, rtp_write_u16, rtp_write_u32
 
@@ -107,11 +107,13 @@ DEF RX_CONTROL = 64      # bytes of ancillary data per received datagram (its ke
 DEF GSO_SEGMENTS = 64    # datagrams per UDP GSO send (the kernel's UDP_MAX_SEGMENTS, at least)
 DEF GSO_BYTES = 60000    # bytes per UDP GSO send (under the 64 KiB of one IP packet)
 DEF GSO_CONTROL = 32     # bytes of ancillary data per send: CMSG_SPACE(2), the segment size
+DEF CLOCKS_BRACKET_NS = 5000  # a monotonic-realtime offset read across a longer gap is not taken (pump)
 
 cdef enum:
     EV_NONE = 0
     EV_RTP = 1
     EV_RTCP = 2
+    EV_AGAIN = 3
     F_MARKER = 1
     F_KEYFRAME = 2
     F_FRAME_START = 4
@@ -525,9 +527,13 @@ cdef class FastTrack:
     cdef iovec _rx_iov[RX_BATCH]
     cdef sockaddr_storage _rx_addr[RX_BATCH]
     cdef unsigned char _rx_control[RX_BATCH][RX_CONTROL]
-    cdef double _rx_arrival[RX_BATCH]
+    cdef int64_t _rx_stamp[RX_BATCH]  # kernel timestamps (CLOCK_REALTIME ns), 0: none
     cdef int _rx_count
     cdef int _rx_pos
+    cdef bint _rx_kept  # the datagram at _rx_pos was left once already (EV_AGAIN)
+    cdef bint _monotonic  # enable_timestamps(monotonic=)
+    cdef double _base_t  # _clock_base's last good base: a CLOCK_MONOTONIC time (s) ...
+    cdef int64_t _base_wall  # ... and CLOCK_REALTIME (ns) at that instant
     # send queue
     cdef mmsghdr* _tx_msgs
     cdef iovec* _tx_iov
@@ -631,6 +637,10 @@ cdef class FastTrack:
         self.slow_prev = None
         self._rx_count = 0
         self._rx_pos = 0
+        self._rx_kept = False
+        self._monotonic = False
+        self._base_t = 0.0
+        self._base_wall = 0
         self._tx_count = 0
 
     def __dealloc__(self):
@@ -967,18 +977,55 @@ cdef class FastTrack:
         self._flush()
         return event
 
-    def enable_timestamps(self, sock):
+    def enable_timestamps(self, sock, bint monotonic=False):
         """Have the kernel stamp each datagram `sock` receives (SO_TIMESTAMPNS): `pump` then takes a
-        packet's arrival from when it reached the socket, not from when the node got round to it."""
+        packet's arrival from when it reached the socket, not from when the node got round to it.
+
+        `monotonic`: the `now` given to `pump` is CLOCK_MONOTONIC time (`time.monotonic()`, the
+        node's media clock). The pump then turns a stamp with the two clocks' offset, read by
+        itself, so an arrival does not depend on when the caller read `now` (it may have lost the
+        CPU since). Without it (a virtual clock in tests), `now` is taken as the time of the call."""
         cdef int on = 1
         if setsockopt(sock.fileno(), SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on)) != 0:
             raise OSError(errno, "setsockopt(SO_TIMESTAMPNS) failed")
+        self._monotonic = monotonic
+
+    cdef void _clock_base(self, double now):
+        # (_base_t, _base_wall): a time on the caller's clock and CLOCK_REALTIME at that instant, so
+        # a kernel stamp k is at _base_t + (k - _base_wall) / 1e9 on the caller's clock. Monotonic:
+        # the realtime read bracketed by two monotonic ones at most CLOCKS_BRACKET_NS apart (else
+        # the last good base stays; the first time, the last reading); otherwise `now` and the
+        # realtime clock read now.
+        cdef timespec a, w, b
+        cdef int64_t an, bn
+        cdef int k
+        if not self._monotonic:
+            clock_gettime(CLOCK_REALTIME, &w)
+            self._base_t = now
+            self._base_wall = <int64_t>w.tv_sec * 1000000000 + w.tv_nsec
+            return
+        for k in range(3):
+            clock_gettime(CLOCK_MONOTONIC, &a)
+            clock_gettime(CLOCK_REALTIME, &w)
+            clock_gettime(CLOCK_MONOTONIC, &b)
+            an = <int64_t>a.tv_sec * 1000000000 + a.tv_nsec
+            bn = <int64_t>b.tv_sec * 1000000000 + b.tv_nsec
+            if bn - an < CLOCKS_BRACKET_NS or (k == 2 and self._base_wall == 0):
+                self._base_t = ((an + bn) // 2) * 1e-9
+                self._base_wall = <int64_t>w.tv_sec * 1000000000 + w.tv_nsec
+                return
 
     def pump(self, sock, double now):
         """Read from `sock` (recvmmsg, non-blocking) until a datagram needs the caller (its event),
         or the socket is drained or RX_BATCH were read since the call (EV_NONE). A datagram's
         arrival is its kernel timestamp (`enable_timestamps`) on the caller's clock (`now` is the
-        caller's time for this call), never later than `now`; without one, `now`."""
+        caller's time for this call); without one, `now`.
+
+        A datagram stamped after `now` (the caller read its clock, then lost the CPU; or it came in
+        while the pump ran) is kept, and EV_AGAIN returned: the caller calls again, with a fresh
+        `now`, on the same socket, and the datagram is handled first. (If that `now` is still
+        earlier, the datagram's arrival is `now`: an arrival is never later than the `now` it is
+        handled at, and a caller that does not read its clock again does not loop.)"""
         return self._pump(sock.fileno(), now)
 
     cdef int _pump(self, int fd, double now) except -1:
@@ -990,11 +1037,10 @@ cdef class FastTrack:
         cdef bint drained = False
         cdef mmsghdr* m
         cdef cmsghdr* c
-        cdef timespec wall
         cdef timespec* stamp
-        cdef double offset, arrival
-        clock_gettime(CLOCK_REALTIME, &wall)
-        offset = now - (wall.tv_sec + wall.tv_nsec * 1e-9)  # the caller's clock minus the wall clock
+        cdef int64_t k
+        cdef double arrival
+        self._clock_base(now)
         while budget > 0:
             if self._rx_pos >= self._rx_count:
                 if drained:
@@ -1019,20 +1065,28 @@ cdef class FastTrack:
                 drained = r < budget
                 budget -= r
                 for i in range(r):
-                    arrival = now
+                    k = 0
                     m = &self._rx_msgs[i]
                     c = CMSG_FIRSTHDR(&m.msg_hdr)
                     while c != NULL:
                         if c.cmsg_level == SOL_SOCKET and c.cmsg_type == SCM_TIMESTAMPNS:
                             stamp = <timespec*>CMSG_DATA(c)
-                            arrival = stamp.tv_sec + stamp.tv_nsec * 1e-9 + offset
-                            if arrival > now:
-                                arrival = now
+                            k = <int64_t>stamp.tv_sec * 1000000000 + stamp.tv_nsec
                             break
                         c = CMSG_NXTHDR(&m.msg_hdr, c)
-                    self._rx_arrival[i] = arrival
+                    self._rx_stamp[i] = k
             while self._rx_pos < self._rx_count:
                 i = self._rx_pos
+                arrival = now
+                if self._rx_stamp[i]:
+                    arrival = self._base_t + (self._rx_stamp[i] - self._base_wall) * 1e-9
+                    if arrival > now:
+                        if not self._rx_kept:  # came in after `now`: left for a call with a fresh one
+                            self._rx_kept = True
+                            self._flush()
+                            return EV_AGAIN
+                        arrival = now
+                self._rx_kept = False
                 self._rx_pos += 1
                 m = &self._rx_msgs[i]
                 if m.msg_hdr.msg_flags & MSG_TRUNC:
@@ -1041,7 +1095,7 @@ cdef class FastTrack:
                     self._counters[K_MALFORMED] += 1
                     continue
                 event = self._ingest(self._rx + i * RX_SIZE, m.msg_len, &self._rx_addr[i], None,
-                                     self._rx_arrival[i], now)
+                                     arrival, now)
                 if event != EV_NONE:
                     self._flush()
                     return event
@@ -1291,5 +1345,8 @@ cdef class Reader:
     def __call__(self):
         cdef double now = self._clock()
         cdef int event = self.fast._pump(self._fd, now)
+        while event == EV_AGAIN:  # a datagram came in after `now`: again, with the time read afresh
+            now = self._clock()
+            event = self.fast._pump(self._fd, now)
         if event != EV_NONE:
             self._slow(event, now)

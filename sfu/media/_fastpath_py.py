@@ -53,18 +53,19 @@ from sfu.media.jitter import interarrival_jitter
 from sfu.media.packet import MediaPacket
 from sfu.rtp._header_py import RtpParseError, is_rtcp, parse_rtp
 
-__all__ = ["EV_NONE", "EV_RTCP", "EV_RTP", "F_DROPPABLE", "F_FRAME_START", "F_KEYFRAME", "F_LATE",
+__all__ = ["EV_AGAIN", "EV_NONE", "EV_RTCP", "EV_RTP", "F_DROPPABLE", "F_FRAME_START", "F_KEYFRAME", "F_LATE",
            "F_MARKER", "MODE_L3", "MODE_RTC", "FastTrack", "Reader", "StoredPacket", "COUNTERS"]
 
-EV_NONE, EV_RTP, EV_RTCP = 0, 1, 2
+EV_NONE, EV_RTP, EV_RTCP, EV_AGAIN = 0, 1, 2, 3
 F_MARKER, F_KEYFRAME, F_FRAME_START, F_DROPPABLE, F_LATE = 1, 2, 4, 8, 16
 MODE_RTC, MODE_L3 = 1, 2
 GATE_NONE, GATE_CLOSED, GATE_OPEN = -1, 0, 1
 # the order of take_counters()
 COUNTERS = ("packets_in", "bytes_in", "packets_out", "bytes_out", "malformed", "unbound_source",
             "bad_payload", "unsent", "rtp_packets")
-RECV_BATCH = 64
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's value (SCM_TIMESTAMPNS is the same)  # datagrams per pump() read, then the caller's loop gets a turn
+RECV_BATCH = 64  # datagrams per pump() call, then the caller's loop gets a turn
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's value (SCM_TIMESTAMPNS is the same)
+CLOCKS_BRACKET_NS = 5000  # a monotonic-realtime offset read across a longer gap is not taken (pump)
 
 
 def dont_fragment(sock: socket.socket) -> None:
@@ -132,6 +133,9 @@ class FastTrack:
         self.slow_data: bytes | None = None  # EV_RTCP: the datagram and where it came from
         self.slow_addr = None
         self.slow_prev: int | None = None  # EV_RTP: the highest ext_seq before that packet
+        self._monotonic = False  # enable_timestamps(monotonic=)
+        self._base: tuple[float, int] | None = None  # _clock_base's last good one
+        self._kept: tuple | None = None  # (data, addr, stamp): a datagram pump left for the next call (EV_AGAIN)
 
     # ----- control ---------------------------------------------------------------------------
 
@@ -311,30 +315,71 @@ class FastTrack:
         last, self._jitter_last = self._jitter_last, (now, ts)
         self.packet_jitter = interarrival_jitter(self.packet_jitter, last, now, ts, self.clock_rate)
 
-    def enable_timestamps(self, sock: socket.socket) -> None:
+    def enable_timestamps(self, sock: socket.socket, monotonic: bool = False) -> None:
         """Have the kernel stamp each datagram `sock` receives (SO_TIMESTAMPNS): `pump` then takes a
-        packet's arrival from when it reached the socket, not from when the node got round to it."""
+        packet's arrival from when it reached the socket, not from when the node got round to it.
+
+        `monotonic`: the `now` given to `pump` is CLOCK_MONOTONIC time (`time.monotonic()`, the
+        node's media clock). The pump then turns a stamp with the two clocks' offset, read by
+        itself, so an arrival does not depend on when the caller read `now` (it may have lost the
+        CPU since). Without it (a virtual clock in tests), `now` is taken as the time of the call."""
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self._monotonic = monotonic
+
+    def _clock_base(self, now: float) -> tuple[float, int]:
+        """(t, wall): a time on the caller's clock and CLOCK_REALTIME in ns at that instant, so a
+        kernel stamp k (CLOCK_REALTIME ns) is at t + (k - wall) / 1e9 on the caller's clock.
+        Monotonic: the realtime read bracketed by two monotonic ones no more than
+        CLOCKS_BRACKET_NS apart (else the last good base; the first time, the last reading)."""
+        if not self._monotonic:
+            return now, time.clock_gettime_ns(time.CLOCK_REALTIME)
+        for k in range(3):  # bounded
+            a = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+            wall = time.clock_gettime_ns(time.CLOCK_REALTIME)
+            b = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+            if b - a < CLOCKS_BRACKET_NS or (k == 2 and self._base is None):
+                self._base = ((a + b) // 2 * 1e-9, wall)
+                break
+        return self._base
 
     def pump(self, sock: socket.socket, now: float) -> int:
         """Read datagrams from `sock` (non-blocking) until one needs the caller (its event is
-        returned), the socket is drained, or RECV_BATCH were read (EV_NONE for both). A datagram's
-        arrival is its kernel timestamp (`enable_timestamps`) on the caller's clock (`now` is the
-        caller's time for this call), never later than `now`; without one, `now`."""
-        offset = now - time.clock_gettime(time.CLOCK_REALTIME)  # the caller's clock minus the wall clock
+        returned), the socket is drained, or RECV_BATCH were handled (EV_NONE for both). A
+        datagram's arrival is its kernel timestamp (`enable_timestamps`) on the caller's clock
+        (`now` is the caller's time for this call); without one, `now`.
+
+        A datagram stamped after `now` (the caller read its clock, then lost the CPU; or it came in
+        while the pump ran) is kept, and EV_AGAIN returned: the caller calls again, with a fresh
+        `now`, on the same socket, and the datagram is handled first. (If that `now` is still
+        earlier, the datagram's arrival is `now`: an arrival is never later than the `now` it is
+        handled at, and a caller that does not read its clock again does not loop.)"""
+        t0, wall0 = self._clock_base(now)
         for _ in range(RECV_BATCH):
-            try:
-                data, ancillary, _flags, addr = sock.recvmsg(65535, 64)
-            except (BlockingIOError, InterruptedError):
-                return EV_NONE
-            except OSError:  # e.g. ICMP port unreachable reported on the socket
-                continue
+            kept = self._kept
+            if kept is not None:
+                self._kept = None
+                data, addr, stamp = kept
+            else:
+                try:
+                    data, ancillary, _flags, addr = sock.recvmsg(65535, 64)
+                except (BlockingIOError, InterruptedError):
+                    return EV_NONE
+                except OSError:  # e.g. ICMP port unreachable reported on the socket
+                    continue
+                stamp = None
+                for level, kind, value in ancillary:
+                    if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
+                        sec, nsec = struct.unpack("@qq", value[:16])
+                        stamp = sec * 1_000_000_000 + nsec
+                        break
             arrival = now
-            for level, kind, value in ancillary:
-                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
-                    sec, nsec = struct.unpack("@qq", value[:16])
-                    arrival = min(now, sec + nsec * 1e-9 + offset)
-                    break
+            if stamp is not None:
+                arrival = t0 + (stamp - wall0) * 1e-9
+                if arrival > now:
+                    if kept is None:
+                        self._kept = (data, addr, stamp)
+                        return EV_AGAIN
+                    arrival = now
             event = self._ingest(data, addr, arrival, now)
             if event != EV_NONE:
                 return event
@@ -408,5 +453,8 @@ class Reader:
     def __call__(self) -> None:
         now = self._clock()
         event = self.fast.pump(self.sock, now)
+        while event == EV_AGAIN:  # a datagram came in after `now`: again, with the time read afresh
+            now = self._clock()
+            event = self.fast.pump(self.sock, now)
         if event != EV_NONE:
             self._slow(event, now)

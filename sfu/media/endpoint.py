@@ -148,7 +148,9 @@ class MediaEndpoint:
                 ports[tid] = socks[0].getsockname()[1]
                 self._tracks[tid] = (ports[tid], socks)
                 for sock in socks:
-                    track.fast.enable_timestamps(sock)  # arrivals from the kernel: L3 sees the network's jitter, not ours
+                    # arrivals from the kernel: L3 sees the network's jitter, not ours (on the clock's
+                    # own time: `self.clock` is time.monotonic)
+                    track.fast.enable_timestamps(sock, monotonic=True)
                     # the fast path reads the socket; Python runs only for what it leaves to the track
                     self.loop.add_reader(sock.fileno(), Reader(track.fast, sock, self.clock,
                                                                functools.partial(self._resume, tid, sock)))

@@ -30,7 +30,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sfu.media.fastpath import EV_NONE, EV_RTP
+from sfu.media.fastpath import EV_AGAIN, EV_NONE, EV_RTP
 from sfu.media.player import Addr, PlayerPath, PlayerTrack
 from sfu.media.totals import MediaTotals
 from sfu.media.track import MediaSettings, Out, PublisherTrack, TrackSpec
@@ -271,9 +271,10 @@ class Router:
                clock: Callable[[], float] | None) -> None:
         fast = track.fast
         while event != EV_NONE:
-            out = self._on_event(track, event, now)
-            if out:
-                send(self._count(out))
+            if event != EV_AGAIN:  # (EV_AGAIN: a datagram came in after `now`; read it with a fresh one)
+                out = self._on_event(track, event, now)
+                if out:
+                    send(self._count(out))
             if clock is not None:
                 now = clock()
             event = fast.pump(sock, now)

@@ -92,7 +92,7 @@ def pumped(monkeypatch, hold: bool) -> tuple:
     deadlines; each output with the time it was sent."""
     monkeypatch.setattr(track, "FastTrack", _fastpath_py.FastTrack)
     loop = [0.0]  # the loop's clock; the kernel's (wall) clock is 1000 s ahead of it
-    monkeypatch.setattr(_fastpath_py.time, "clock_gettime", lambda clock: loop[0] + 1000.0)
+    monkeypatch.setattr(_fastpath_py.time, "clock_gettime_ns", lambda clock: round((loop[0] + 1000.0) * 1e9))
     if not hold:
         monkeypatch.setattr(track.PublisherTrack, "_set_hold", lambda self: None)
     rng = random.Random(5)
