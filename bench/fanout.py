@@ -44,6 +44,10 @@ ROOM, STREAM = "bench-room", "bench-stream"
 # The L3 node's target delay, fixed ([l3] min_delay = max_delay): each frame is released exactly this
 # long after its first packet arrived, so the sink measures L3's latency past that release
 L3_HOLD_S = 0.1
+# The node's latency is measured at half its own maximum (the issue's figure) and at the ceiling's
+# latency rate (half the relay's maximum): the same offered load as the relay's own figure, so the
+# two p99s compare like with like. Its figures' keys end in this.
+AT_CEILING_RATE = "_at_ceiling_rate"
 
 
 # ----- targets: what the generator sends to and the players receive from -----------------------
@@ -208,9 +212,15 @@ class Live:
     def __init__(self, key: str, target, gen: Generator, out: dict) -> None:
         self.key, self.target, self.gen, self.out = key, target, gen, out
         self.rate: float | None = out.get("latency_input_pps")  # half the max input rate; None: nothing passed
-        self.count = 0
-        self.runs: list[Step] = []
+        # its latency runs: the suffix of their figures' keys in `out` -> their input rate
+        self.rates: dict[str, float] = {"": self.rate} if self.rate else {}
+        self.runs: dict[str, list[Step]] = {}
         self.paused = False
+
+    def also_at(self, suffix: str, rate: float) -> None:
+        """Latency runs at another input rate too, their figures under keys ending in `suffix`."""
+        if self.rate:  # (a target whose search found nothing has no latency run at all)
+            self.rates[suffix] = rate
 
     def pause(self) -> None:
         """A stopped process takes no CPU on the target core while another target is measured there."""
@@ -284,55 +294,57 @@ class Bench:
             self._last_max[key] = best.out_pps
         return out
 
-    def _latency_run(self, live: Live, players: Players) -> None:
-        """One undisturbed latency run at the live target's rate (a disturbed one is repeated: latency
-        and CPU readings suffer most from intruders), after a warm-up that lets a target just continued
-        catch up with its timers."""
+    def _latency_run(self, live: Live, suffix: str, players: Players) -> None:
+        """One undisturbed latency run at the live target's rate for `suffix` (a disturbed one is
+        repeated: latency and CPU readings suffer most from intruders), after a warm-up that lets a
+        target just continued catch up with its timers."""
         target, hold, late_us = live.target, live.target.hold_us, self.s.late_ms * 1000
-        n = len(players)
-        count = max(self.s.min_count, min(round(live.rate * self.s.latency_s), self.s.max_out_per_step // n))
+        n, rate = len(players), live.rates[suffix]
+        count = max(self.s.min_count, min(round(rate * self.s.latency_s), self.s.max_out_per_step // n))
         self._warm(live.gen, players, target)
         for attempt in range(1 + self.s.disturbed_repeats):  # bounded
-            lat = self.runner.run(live.gen, players, target.ingress, target.pid, target.ingress[1], live.rate,
+            lat = self.runner.run(live.gen, players, target.ingress, target.pid, target.ingress[1], rate,
                                   count=count, late_us=late_us, hold_us=hold)
             live.out["early"] += lat.early
             again = lat.disturbed and attempt < self.s.disturbed_repeats
             past = (f" past release (hold {hold / 1000:.0f} ms; total p50 {lat.total_p50_us:.0f} us  "
                     f"p99 {lat.total_p99_us:.0f} us; early {lat.early})") if hold else ""
-            self.log(f"    {live.key} latency at {live.rate:.1f} pps in: p50 {lat.p50_us:.0f} us  "
+            self.log(f"    {live.key} latency at {rate:.1f} pps in{suffix.replace('_', ' ')}: p50 {lat.p50_us:.0f} us  "
                      f"p99 {lat.p99_us:.0f} us{past}  loss {lat.loss:.4f}  cpu {lat.cpu_us_per_packet or 0:.2f} us/packet"
                      f"{'  (disturbed by other processes: again)' if again else ''}")
             if not again:
-                live.runs.append(lat)
+                live.runs.setdefault(suffix, []).append(lat)
                 return
 
     def latency_rounds(self, lives: list[Live], players: Players) -> None:
-        """Latency and CPU at half each target's maximum, `latency_runs` rounds with one run per target
-        each, in turn (the order rotating from round to round). A p99 over a few seconds is decided by
-        rare stalls of a few ms that hit every target alike (on this kind of machine, the virtual CPUs
-        stop now and then); runs of the targets alternating within minutes see the same stalls, runs
-        minutes apart need not. Only the measured target runs: the others are stopped (SIGSTOP)."""
-        measured = [lv for lv in lives if lv.rate]
+        """Latency and CPU at each target's rates (half its own maximum; `Live.also_at`),
+        `latency_runs` rounds with one run per target and rate each, in turn (the order rotating from
+        round to round). A p99 over a few seconds is decided by rare stalls of a few ms that hit every
+        target alike (on this kind of machine, the virtual CPUs stop now and then); runs of the
+        targets alternating within minutes see the same stalls, runs minutes apart need not. Only
+        the measured target runs: the others are stopped (SIGSTOP)."""
+        measured = [(lv, suffix) for lv in lives for suffix in lv.rates]
         for lv in lives:
             lv.pause()
         for rnd in range(self.s.latency_runs):
             k = rnd % len(measured) if measured else 0
-            for lv in measured[k:] + measured[:k]:
+            for lv, suffix in measured[k:] + measured[:k]:
                 lv.resume()
                 try:
-                    self._latency_run(lv, players)
+                    self._latency_run(lv, suffix, players)
                 finally:
                     lv.pause()
         for lv in lives:
             lv.resume()
-            runs = lv.runs
-            if runs:
-                lv.out.update(p50_us=_median(r.p50_us for r in runs), p99_us=_median(r.p99_us for r in runs),
-                              total_p50_us=_median(r.total_p50_us for r in runs),
-                              total_p99_us=_median(r.total_p99_us for r in runs),
-                              cpu_us_per_packet=_r(_median(r.cpu_us_per_packet for r in runs)),
-                              core_us_per_packet=_r(_median(r.core_us_per_packet for r in runs)),
-                              latency_runs=len(runs), latency_steps=[r.brief() for r in runs])
+            for suffix, runs in lv.runs.items():
+                figures = dict(p50_us=_median(r.p50_us for r in runs), p99_us=_median(r.p99_us for r in runs),
+                               total_p50_us=_median(r.total_p50_us for r in runs),
+                               total_p99_us=_median(r.total_p99_us for r in runs),
+                               cpu_us_per_packet=_r(_median(r.cpu_us_per_packet for r in runs)),
+                               core_us_per_packet=_r(_median(r.core_us_per_packet for r in runs)),
+                               latency_runs=len(runs), latency_steps=[r.brief() for r in runs],
+                               latency_input_pps=round(lv.rates[suffix], 2))
+                lv.out.update({key + suffix: value for key, value in figures.items()})
 
     def node(self, mode: str, players: Players) -> Live:
         """A node in `mode` with the N players, searched; its latency runs are left to `latency_rounds`."""
@@ -415,7 +427,8 @@ class Bench:
     def measure(self, players: Players, modes: list[str], relay_make, gst_make=None) -> tuple[dict, dict | None, dict]:
         """Everything at one N: the relay (ceiling), GStreamer if given, the node in each mode. Each is
         searched on its own; GStreamer's latency runs follow its search; the relay's and the node's
-        alternate (`latency_rounds`), so that their latency ratios compare like with like.
+        alternate (`latency_rounds`), so that their latency ratios compare like with like. The node
+        has latency runs at half its own maximum and at the relay's rate (AT_CEILING_RATE).
         Returns (relay, gstreamer or None, {mode: node})."""
         n = len(players)
         lives: list[Live] = []
@@ -436,6 +449,8 @@ class Bench:
                 nodes[mode] = self.node(mode, players)
                 lives.append(nodes[mode])
                 nodes[mode].pause()
+                if relay.rate:  # the ceiling's load too: latency compared at the same input rate
+                    nodes[mode].also_at(AT_CEILING_RATE, relay.rate)
             self.latency_rounds(lives, players)
             return relay.out, gst, {m: lv.out for m, lv in nodes.items()}
         finally:
@@ -511,7 +526,8 @@ def table(report: dict) -> str:
     ceil = {c["n"]: c for c in report["ceiling"]["results"]}
     gst = {g["n"]: g for g in report["gstreamer"].get("results") or []}
     head = ("N", "mode", "max out pps (x ceiling)", "ceiling pps", "p50 us (x) [1]", "p99 us (x) [1]",
-            "total p50/p99 us [2]", "CPU us/pkt (x)", "RSS B/player (x)", "GStreamer pps (x)")
+            "p99 us at ceiling's rate (x) [3]", "total p50/p99 us [2]", "CPU us/pkt (x)", "RSS B/player (x)",
+            "GStreamer pps (x)")
     rows = [head]
     for r in report["results"]:
         c = ceil.get(r["n"], {})
@@ -519,6 +535,7 @@ def table(report: dict) -> str:
         rows.append((str(r["n"]), r["mode"], _fmt(r["max_output_pps"], c.get("max_output_pps")),
                      _fmt(c.get("max_output_pps"), None) + ("*" if c.get("limited_by") not in (None, "target") else ""),
                      _fmt(r["p50_us"], c.get("p50_us")), _fmt(r["p99_us"], c.get("p99_us")),
+                     _fmt(r.get("p99_us" + AT_CEILING_RATE), c.get("p99_us")),
                      f"{_fmt(r.get('total_p50_us'), None)}/{_fmt(r.get('total_p99_us'), None)}"
                      if r.get("total_p50_us") is not None else "n/a",
                      _fmt(r["cpu_us_per_packet"], c.get("cpu_us_per_packet"), nd=2),
@@ -534,6 +551,8 @@ def table(report: dict) -> str:
              "after its first packet arrives, [l3] min_delay = max_delay): receipt - the frame's first send - the "
              "hold. RTC and the ceiling: receipt - send.",
              "[2] receipt - send, the hold included (L3's total; the same as [1] for RTC).",
+             "[3] the node's p99 as [1], at the ceiling's input rate (half the ceiling's max): the same offered "
+             "load as the ceiling's own figure. [1] puts each target at half its own max, more load for a faster one.",
              "* = what stopped the ceiling's search was not the relay (the load tools, or other processes on "
              "the machine): it is a lower bound. Method and caveats: bench/README.md."]
     notes += [f"! {r['mode']} at N = {r['n']}: {r['early']} packets arrived before their frame's release"
@@ -617,11 +636,17 @@ def main(argv: list[str] | None = None) -> int:
                             "n": n, "mode": mode, "max_output_pps": r["max_output_pps"],
                             "ceiling_pps": c["max_output_pps"], "ratio": _ratio(r["max_output_pps"], c["max_output_pps"]),
                             "p50_us": r["p50_us"], "p99_us": r["p99_us"], "cpu_us_per_packet": r["cpu_us_per_packet"],
+                            # at the ceiling's latency rate: the same input rate as the ceiling's p50/p99
+                            "p50_us_at_ceiling_rate": r.get("p50_us" + AT_CEILING_RATE),
+                            "p99_us_at_ceiling_rate": r.get("p99_us" + AT_CEILING_RATE),
+                            "latency_input_pps": r.get("latency_input_pps"),
+                            "ceiling_latency_input_pps": c.get("latency_input_pps"),
                             "rss_bytes_per_player": r["rss_bytes_per_player"],
                             # p50/p99 are past each frame's release when hold_us > 0 (L3); total: receipt - send
                             "hold_us": r["hold_us"], "total_p50_us": r["total_p50_us"],
                             "total_p99_us": r["total_p99_us"], "early": r["early"],
                             "ratios": {"p50": _ratio(r["p50_us"], c["p50_us"]), "p99": _ratio(r["p99_us"], c["p99_us"]),
+                                       "p99_at_ceiling_rate": _ratio(r.get("p99_us" + AT_CEILING_RATE), c["p99_us"]),
                                        "cpu": _ratio(r["cpu_us_per_packet"], c["cpu_us_per_packet"]),
                                        "core": _ratio(r["core_us_per_packet"], c["core_us_per_packet"]),
                                        "rss": _ratio(r["rss_bytes_per_player"], c["rss_bytes_per_player"])},

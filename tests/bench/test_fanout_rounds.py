@@ -53,11 +53,13 @@ class _Runner:
     """Records each run: the target's PID, its count, and the state of every target at that moment."""
 
     def __init__(self, pids: list[int], p99s: dict[int, list[float]]) -> None:
-        self.pids, self.p99s, self.calls = pids, p99s, []
+        self.pids, self.p99s, self.calls, self.rates = pids, p99s, [], []
 
     def run(self, gen, players, dest, pid, port, rate, count=None, late_us=None, hold_us=None):
         states = {p: _state(p) for p in self.pids}
         self.calls.append((pid, count, states))
+        if count != 24:
+            self.rates.append((pid, rate))
         p99 = self.p99s[pid].pop(0) if count != 24 else 1.0  # (24 packets: a warm-up)
         brief = {"p99_us": p99}
         return types.SimpleNamespace(p50_us=p99 / 10, p99_us=p99, total_p50_us=p99 / 10, total_p99_us=p99,
@@ -97,6 +99,37 @@ def test_latency_runs_alternate_between_targets_with_the_others_stopped(tmp_path
     finally:
         for lv in lives:
             lv.resume()
+        procs.end_all()
+
+
+def test_a_target_measured_at_a_second_rate_takes_its_turns_in_the_rotation(tmp_path):
+    """`Live.also_at`: the node's runs at the ceiling's rate are turns of their own in each round, at
+    that rate, and their figures go under keys with the suffix; the own rate's stay as they were."""
+    procs = Procs()
+    settings = Settings(**{**FULL.__dict__, "latency_runs": 3})
+    bench = fanout.Bench(settings, procs, pinning=None, tools={}, tmp=tmp_path, sfu_root=ROOT, verbose=False)
+    try:
+        relay, node = _Target(procs, 5000), _Target(procs, 5001)
+        lives = [fanout.Live("relay", relay, _Gen(), {"latency_input_pps": 100.0, "early": 0}),
+                 fanout.Live("node", node, _Gen(), {"latency_input_pps": 150.0, "early": 0})]
+        lives[1].also_at(fanout.AT_CEILING_RATE, 100.0)
+        bench.runner = _Runner([relay.pid, node.pid], {relay.pid: [10.0, 30.0, 20.0],
+                                                       node.pid: [300.0, 100.0, 200.0, 120.0, 110.0, 130.0]})
+
+        bench.latency_rounds(lives, players=list(range(10)))
+
+        r, n = relay.pid, node.pid
+        assert bench.runner.rates == [(r, 100.0), (n, 150.0), (n, 100.0),
+                         (n, 150.0), (n, 100.0), (r, 100.0),
+                         (n, 100.0), (r, 100.0), (n, 150.0)]
+        out = lives[1].out
+        # own rate: runs 1, 3, 6 (300, 200, 130); the ceiling's: runs 2, 4, 5 (100, 120, 110)
+        assert out["p99_us"] == 200.0 and out["latency_input_pps"] == 150.0 and out["latency_runs"] == 3
+        assert out["p99_us" + fanout.AT_CEILING_RATE] == 110.0
+        assert out["latency_input_pps" + fanout.AT_CEILING_RATE] == 100.0
+        assert out["latency_runs" + fanout.AT_CEILING_RATE] == 3
+        assert lives[0].out["p99_us"] == 20.0 and "p99_us" + fanout.AT_CEILING_RATE not in lives[0].out
+    finally:
         procs.end_all()
 
 

@@ -68,6 +68,14 @@ def test_fanout_quick_writes_the_json_schema(tmp_path):
     for r in results:
         (run,) = r["detail"]["latency_steps"]
         assert r["detail"]["latency_runs"] == 1 and (run["p50_us"], run["p99_us"]) == (r["p50_us"], r["p99_us"])
+        # and one at the ceiling's latency rate: the same input rate as the ceiling's own figures
+        (run,) = r["detail"]["latency_steps_at_ceiling_rate"]
+        c = {c["n"]: c for c in ceiling}[r["n"]]
+        assert r["ceiling_latency_input_pps"] == c["latency_input_pps"] > 0
+        assert r["detail"]["latency_input_pps_at_ceiling_rate"] == c["latency_input_pps"]
+        assert (run["p50_us"], run["p99_us"]) == (r["p50_us_at_ceiling_rate"], r["p99_us_at_ceiling_rate"])
+        assert r["ratios"]["p99_at_ceiling_rate"] == pytest.approx(r["p99_us_at_ceiling_rate"] / c["p99_us"], rel=1e-3)
+    assert "at ceiling's rate" in proc.stdout
 
 
 def test_latency_figures_are_medians_of_the_runs_that_measured_them():
