@@ -102,7 +102,9 @@ cdef extern from "<arpa/inet.h>" nogil:
 
 DEF RX_BATCH = 64        # datagrams per recvmmsg (the reference's RECV_BATCH)
 DEF RX_SIZE = 2048       # bytes per receive buffer
-DEF TX_BATCH = 1024      # messages per sendmmsg (UIO_MAXIOV)
+DEF TX_BATCH = 1024      # messages per sendmmsg (UIO_MAXIOV): the send queue's least capacity
+DEF TX_PACKETS = 8       # ... and it holds this many packets for every player (GSO groups them)
+DEF TX_MAX = 16384       # ... up to this many messages
 DEF RX_CONTROL = 64      # bytes of ancillary data per received datagram (its kernel timestamp)
 DEF GSO_SEGMENTS = 64    # datagrams per UDP GSO send (the kernel's UDP_MAX_SEGMENTS, at least)
 DEF GSO_BYTES = 60000    # bytes per UDP GSO send (under the 64 KiB of one IP packet)
@@ -539,6 +541,7 @@ cdef class FastTrack:
     cdef iovec* _tx_iov
     cdef unsigned char* _tx_hdr
     cdef int _tx_count
+    cdef int _tx_cap  # messages the queue (and the grouping arrays) hold: _tx_reserve
     cdef int* _tx_player  # the player of each queued message
     cdef slot_t* _tx_slot  # the packet queued last, and how many packets the queue holds: with one,
     cdef int _tx_packets   # no player has two messages and a flush does not try to group them
@@ -584,25 +587,10 @@ cdef class FastTrack:
         self.max_age = max_age
         self._ring = <slot_t*>calloc(size, sizeof(slot_t))
         self._rx = <unsigned char*>malloc(RX_BATCH * RX_SIZE)
-        self._tx_msgs = <mmsghdr*>calloc(TX_BATCH, sizeof(mmsghdr))
-        self._tx_iov = <iovec*>calloc(2 * TX_BATCH, sizeof(iovec))
-        self._tx_hdr = <unsigned char*>malloc(12 * TX_BATCH)
-        self._tx_player = <int*>calloc(TX_BATCH, sizeof(int))
-        self._g_ints = <int*>calloc(7 * TX_BATCH, sizeof(int))
-        self._g_msgs = <mmsghdr*>calloc(TX_BATCH, sizeof(mmsghdr))
-        self._g_iov = <iovec*>calloc(2 * TX_BATCH, sizeof(iovec))
-        self._g_control = <unsigned char*>calloc(TX_BATCH, GSO_CONTROL)
-        if self._ring == NULL or self._rx == NULL or self._tx_msgs == NULL or self._tx_iov == NULL \
-                or self._tx_hdr == NULL or self._tx_player == NULL or self._g_ints == NULL or self._g_msgs == NULL \
-                or self._g_iov == NULL or self._g_control == NULL:
+        if self._ring == NULL or self._rx == NULL:
             raise MemoryError()
-        self._tx_group = self._g_ints
-        self._g_first = self._g_ints + TX_BATCH
-        self._g_count = self._g_ints + 2 * TX_BATCH
-        self._g_size = self._g_ints + 3 * TX_BATCH
-        self._g_bytes = self._g_ints + 4 * TX_BATCH
-        self._g_closed = self._g_ints + 5 * TX_BATCH
-        self._g_pos = self._g_ints + 6 * TX_BATCH
+        self._tx_cap = 0
+        self._tx_reserve(TX_BATCH)
         self._gso = True
         self.gso_sends = 0
         cdef int i
@@ -716,6 +704,56 @@ cdef class FastTrack:
 
     # ----- control ---------------------------------------------------------------------------
 
+    cdef int _tx_reserve(self, int cap) except -1:
+        # The send queue and the grouping arrays, for `cap` messages (grown, never shrunk). Only
+        # with the queue empty: queued messages point into these arrays.
+        if cap <= self._tx_cap:
+            return 0
+        cdef mmsghdr* msgs = <mmsghdr*>calloc(cap, sizeof(mmsghdr))
+        cdef iovec* iov = <iovec*>calloc(2 * cap, sizeof(iovec))
+        cdef unsigned char* hdr = <unsigned char*>malloc(12 * cap)
+        cdef int* player = <int*>calloc(cap, sizeof(int))
+        cdef int* ints = <int*>calloc(7 * cap, sizeof(int))
+        cdef mmsghdr* g_msgs = <mmsghdr*>calloc(cap, sizeof(mmsghdr))
+        cdef iovec* g_iov = <iovec*>calloc(2 * cap, sizeof(iovec))
+        cdef unsigned char* g_control = <unsigned char*>calloc(cap, GSO_CONTROL)
+        if msgs == NULL or iov == NULL or hdr == NULL or player == NULL or ints == NULL or g_msgs == NULL \
+                or g_iov == NULL or g_control == NULL:
+            free(msgs)
+            free(iov)
+            free(hdr)
+            free(player)
+            free(ints)
+            free(g_msgs)
+            free(g_iov)
+            free(g_control)
+            raise MemoryError()
+        free(self._tx_msgs)
+        free(self._tx_iov)
+        free(self._tx_hdr)
+        free(self._tx_player)
+        free(self._g_ints)
+        free(self._g_msgs)
+        free(self._g_iov)
+        free(self._g_control)
+        self._tx_msgs, self._tx_iov, self._tx_hdr, self._tx_player = msgs, iov, hdr, player
+        self._g_ints, self._g_msgs, self._g_iov, self._g_control = ints, g_msgs, g_iov, g_control
+        self._tx_group = ints
+        self._g_first = ints + cap
+        self._g_count = ints + 2 * cap
+        self._g_size = ints + 3 * cap
+        self._g_bytes = ints + 4 * cap
+        self._g_closed = ints + 5 * cap
+        self._g_pos = ints + 6 * cap
+        self._tx_cap = cap
+        return 0
+
+    @property
+    def send_queue_capacity(self):
+        """Messages one flush may hold: at least TX_BATCH, else TX_PACKETS per player (up to TX_MAX),
+        so that a flush can give each player several packets, which GSO then sends as one message."""
+        return self._tx_cap
+
     def load_players(self, list entries):
         cdef Py_ssize_t n = len(entries), i
         cdef player_t* players = <player_t*>calloc(n if n else 1, sizeof(player_t))
@@ -742,6 +780,7 @@ cdef class FastTrack:
             free(players)
             raise
         self._flush()  # queued messages point at the old table's addresses
+        self._tx_reserve(min(TX_MAX, max(TX_BATCH, TX_PACKETS * n)))
         free(self._players)
         self._players = players
         self._nplayers = n
@@ -1152,7 +1191,7 @@ cdef class FastTrack:
         cdef iovec* iov
         if s.length < 12:
             return 0
-        if self._tx_count == TX_BATCH:
+        if self._tx_count == self._tx_cap:
             self._flush()
         hdr = self._tx_hdr + 12 * self._tx_count
         memcpy(hdr, s.data, 12)

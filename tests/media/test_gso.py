@@ -85,3 +85,40 @@ def test_a_socket_that_refuses_gso_turns_it_off_and_loses_nothing():
     assert got == reference
     assert not t.gso and t.gso_sends == 0
     assert t.take_counters()[list(_fastpath_py.COUNTERS).index("unsent")] == 0
+
+
+def test_a_flush_holds_several_packets_for_every_player_of_a_large_table():
+    """The send queue holds 8 packets per player (at least 1024 messages, at most 16384): an L3
+    release of 8 packets to 200 players is one flush, one GSO send of 8 datagrams per player, where
+    a queue of 1024 messages would cut every player's run in two. Each player still gets the
+    reference's datagrams."""
+    n, sizes = 200, [1000] * 8
+    players = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
+    out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        out.bind(("127.0.0.1", 0))
+        for p in players:
+            p.bind(("127.0.0.1", 0))
+            p.settimeout(5)
+        t = _fastpath_c.FastTrack("VP8")
+        assert t.send_queue_capacity == 1024
+        assert t.ingest(rtp(10, 1000, 40)[:12] + KEY + b"k" * 20, PUB, 1.0) == EV_RTP
+        t.output = out
+        t.load_players([(p.getsockname(), 0xA0 + i, 100, i, 0, MODE_L3) for i, p in enumerate(players)])
+        assert t.send_queue_capacity == 8 * n
+        frame = [StoredPacket(20 + k, 3000, F_MARKER if k == len(sizes) - 1 else 0, 1.0, rtp(20 + k, 3000, size))
+                 for k, size in enumerate(sizes)]
+        t.send_frame(frame, 2.0)
+        for i, p in enumerate(players):
+            got = [p.recv(4096) for _ in sizes]
+            assert [int.from_bytes(d[2:4], "big") for d in got] == [(20 + k - i) & 0xFFFF for k in range(len(sizes))]
+            assert [d[12:] for d in got] == [f.data[12:] for f in frame]
+        assert t.gso_sends == n
+        t.load_players([(("127.0.0.1", 9), 1, 100, 0, 0, MODE_RTC)] * 3000)
+        assert t.send_queue_capacity == 16384
+        t.load_players([])
+        assert t.send_queue_capacity == 16384  # grown, never shrunk
+    finally:
+        out.close()
+        for p in players:
+            p.close()
