@@ -1062,18 +1062,21 @@ cdef class FastTrack:
 
         A datagram stamped after `now` (the caller read its clock, then lost the CPU; or it came in
         while the pump ran) is kept, and EV_AGAIN returned: the caller calls again, with a fresh
-        `now`, on the same socket, and the datagram is handled first. (If that `now` is still
+        `now`, on the same socket. That call handles the datagrams the last one read and left, and
+        reads nothing more, so a caller that pumps on after EV_AGAIN ends. (If its `now` is still
         earlier, the datagram's arrival is `now`: an arrival is never later than the `now` it is
-        handled at, and a caller that does not read its clock again does not loop.)"""
+        handled at.)"""
         return self._pump(sock.fileno(), now)
 
     cdef int _pump(self, int fd, double now) except -1:
         # A recvmmsg that returned fewer datagrams than asked for found the socket drained: once
         # they are handled the call ends, without a read that would most likely find nothing (the
         # event loop is level-triggered: it calls again for what came since). One system call less
-        # per wake-up.
+        # per wake-up. A call that starts with datagrams a former one read and left (after an event
+        # or EV_AGAIN) handles only those: so a call reads the socket once at most, and a caller
+        # pumping on after EV_AGAIN (with a `now` read after these datagrams came) ends.
         cdef int i, r, event, budget = RX_BATCH
-        cdef bint drained = False
+        cdef bint drained = self._rx_pos < self._rx_count
         cdef mmsghdr* m
         cdef cmsghdr* c
         cdef timespec* stamp

@@ -350,36 +350,31 @@ class FastTrack:
 
         A datagram stamped after `now` (the caller read its clock, then lost the CPU; or it came in
         while the pump ran) is kept, and EV_AGAIN returned: the caller calls again, with a fresh
-        `now`, on the same socket, and the datagram is handled first. (If that `now` is still
-        earlier, the datagram's arrival is `now`: an arrival is never later than the `now` it is
-        handled at, and a caller that does not read its clock again does not loop.)"""
+        `now`, on the same socket. That call handles the kept datagram and nothing else, so a caller
+        that pumps on after EV_AGAIN ends. (If its `now` is still earlier, the datagram's arrival is
+        `now`: an arrival is never later than the `now` it is handled at.)"""
         t0, wall0 = self._clock_base(now)
+        if self._kept is not None:
+            data, addr, stamp = self._kept
+            self._kept = None
+            return self._ingest(data, addr, min(now, t0 + (stamp - wall0) * 1e-9), now)
         for _ in range(RECV_BATCH):
-            kept = self._kept
-            if kept is not None:
-                self._kept = None
-                data, addr, stamp = kept
-            else:
-                try:
-                    data, ancillary, _flags, addr = sock.recvmsg(65535, 64)
-                except (BlockingIOError, InterruptedError):
-                    return EV_NONE
-                except OSError:  # e.g. ICMP port unreachable reported on the socket
-                    continue
-                stamp = None
-                for level, kind, value in ancillary:
-                    if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
-                        sec, nsec = struct.unpack("@qq", value[:16])
-                        stamp = sec * 1_000_000_000 + nsec
-                        break
+            try:
+                data, ancillary, _flags, addr = sock.recvmsg(65535, 64)
+            except (BlockingIOError, InterruptedError):
+                return EV_NONE
+            except OSError:  # e.g. ICMP port unreachable reported on the socket
+                continue
             arrival = now
-            if stamp is not None:
-                arrival = t0 + (stamp - wall0) * 1e-9
-                if arrival > now:
-                    if kept is None:
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
+                    sec, nsec = struct.unpack("@qq", value[:16])
+                    stamp = sec * 1_000_000_000 + nsec
+                    arrival = t0 + (stamp - wall0) * 1e-9
+                    if arrival > now:
                         self._kept = (data, addr, stamp)
                         return EV_AGAIN
-                    arrival = now
+                    break
             event = self._ingest(data, addr, arrival, now)
             if event != EV_NONE:
                 return event

@@ -150,3 +150,29 @@ def test_a_router_drain_reads_the_clock_again_and_hands_the_track_nothing_for_ev
     router.pump(video, pair[0], stale, lambda out: None, clock=lambda: fresh)
     assert router.track(video).counters["packets"] == 1
     assert before - SLACK <= router.last_packet(1, "s1") <= after + SLACK
+
+
+def test_the_call_after_ev_again_reads_nothing_new(module, pair):
+    """A caller pumps on after EV_AGAIN with a fresh `now`: that call handles what the last one read
+    and left, and does not read the socket again, so a node busy with a steady stream still ends
+    each wake-up (and its timers get their turn). What came meanwhile waits for the next call."""
+    rx, pub = pair
+    t = module.FastTrack("VP8")
+    t.enable_timestamps(rx, monotonic=True)
+    junk = b"\x00" * 20  # RTP version 0: dropped and counted, no event
+    malformed = list(_fastpath_py.COUNTERS).index("malformed")
+    stale = time.monotonic()
+    time.sleep(STALL)
+    for _ in range(3):
+        pub.sendto(junk, rx.getsockname())
+    assert t.pump(rx, stale) == EV_AGAIN
+    for _ in range(2):
+        pub.sendto(junk, rx.getsockname())
+    assert t.pump(rx, time.monotonic()) == EV_NONE
+    first = t.take_counters()[malformed]
+    assert 1 <= first <= 3  # the reference reads one datagram at a time, the compiled one a batch
+    assert select.select([rx], [], [], 0)[0]  # the two that came later are still in the socket
+    for _ in range(10):  # bounded
+        if t.pump(rx, time.monotonic()) == EV_NONE and not select.select([rx], [], [], 0)[0]:
+            break
+    assert first + t.take_counters()[malformed] == 5
