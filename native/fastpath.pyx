@@ -639,14 +639,7 @@ cdef class FastTrack:
             free(self._ring)
         free(self._players)
         free(self._rx)
-        free(self._tx_msgs)
-        free(self._tx_iov)
-        free(self._tx_hdr)
-        free(self._tx_player)
-        free(self._g_ints)
-        free(self._g_msgs)
-        free(self._g_iov)
-        free(self._g_control)
+        self._tx_free()
 
     # ----- properties (the reference's attributes) -----------------------------------------------
 
@@ -704,6 +697,16 @@ cdef class FastTrack:
 
     # ----- control ---------------------------------------------------------------------------
 
+    cdef void _tx_free(self) noexcept:
+        free(self._tx_msgs)
+        free(self._tx_iov)
+        free(self._tx_hdr)
+        free(self._tx_player)
+        free(self._g_ints)
+        free(self._g_msgs)
+        free(self._g_iov)
+        free(self._g_control)
+
     cdef int _tx_reserve(self, int cap) except -1:
         # The send queue and the grouping arrays, for `cap` messages (grown, never shrunk). Only
         # with the queue empty: queued messages point into these arrays.
@@ -728,14 +731,7 @@ cdef class FastTrack:
             free(g_iov)
             free(g_control)
             raise MemoryError()
-        free(self._tx_msgs)
-        free(self._tx_iov)
-        free(self._tx_hdr)
-        free(self._tx_player)
-        free(self._g_ints)
-        free(self._g_msgs)
-        free(self._g_iov)
-        free(self._g_control)
+        self._tx_free()
         self._tx_msgs, self._tx_iov, self._tx_hdr, self._tx_player = msgs, iov, hdr, player
         self._g_ints, self._g_msgs, self._g_iov, self._g_control = ints, g_msgs, g_iov, g_control
         self._tx_group = ints
