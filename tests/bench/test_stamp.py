@@ -82,22 +82,29 @@ def finish(proc: subprocess.Popen) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def test_rtp_sink_measures_past_the_release_and_counts_early_packets(tools):
-    # the sink reads at once, but a busy machine may make it later by a few ms: bounds leave 30 ms
+def measured(tools, count: int, extra: tuple[str, ...], datagrams) -> dict:
+    """The sink's result for the `count` datagrams `datagrams(now)` sent to it once it is ready (`now`:
+    CLOCK_MONOTONIC ns, the sink's clock, read just before)."""
     rx, tx = udp(), udp()
     try:
-        proc = sink(tools, rx, 3, "--hold-us", "100000", "--late-us", "50000")
-        now = time.monotonic_ns()  # CLOCK_MONOTONIC, the sink's clock
-        # its frame's first packet sent 105 ms ago: released 5 ms ago; sent itself 101 ms ago
-        tx.sendto(packet(0, 9, now - 101_000_000, now - 105_000_000), rx.getsockname())
-        # its frame's first packet sent 20 ms ago: arrives ~80 ms before the release
-        tx.sendto(packet(1, 9, now - 20_000_000, now - 20_000_000), rx.getsockname())
-        # released 60 ms ago: late past a 50 ms bound
-        tx.sendto(packet(2, 9, now - 159_000_000, now - 160_000_000), rx.getsockname())
-        r = finish(proc)
+        proc = sink(tools, rx, count, *extra)
+        for d in datagrams(time.monotonic_ns()):
+            tx.sendto(d, rx.getsockname())
+        return finish(proc)
     finally:
         rx.close()
         tx.close()
+
+
+def test_rtp_sink_measures_past_the_release_and_counts_early_packets(tools):
+    # the sink reads at once, but a busy machine may make it later by a few ms: bounds leave 30 ms
+    r = measured(tools, 3, ("--hold-us", "100000", "--late-us", "50000"), lambda now: [
+        # its frame's first packet sent 105 ms ago: released 5 ms ago; sent itself 101 ms ago
+        packet(0, 9, now - 101_000_000, now - 105_000_000),
+        # its frame's first packet sent 20 ms ago: arrives ~80 ms before the release
+        packet(1, 9, now - 20_000_000, now - 20_000_000),
+        # released 60 ms ago: late past a 50 ms bound
+        packet(2, 9, now - 159_000_000, now - 160_000_000)])
     assert r["received"] == 3 and r["hold_us"] == 100000
     assert r["early"] == 1
     assert 50_000 < r["early_max_us"] <= 80_000  # 80 ms early, less the time to the sink's read
@@ -112,16 +119,8 @@ def test_rtp_sink_measures_past_the_release_and_counts_early_packets(tools):
 
 
 def test_rtp_sink_without_a_hold_measures_receipt_minus_send(tools):
-    rx, tx = udp(), udp()
-    try:
-        proc = sink(tools, rx, 2, "--late-us", "50000")
-        now = time.monotonic_ns()
-        tx.sendto(packet(0, 9, now - 3_000_000, now - 150_000_000), rx.getsockname())
-        tx.sendto(packet(1, 9, now - 70_000_000, now - 150_000_000), rx.getsockname())
-        r = finish(proc)
-    finally:
-        rx.close()
-        tx.close()
+    r = measured(tools, 2, ("--late-us", "50000"), lambda now: [packet(0, 9, now - 3_000_000, now - 150_000_000),
+                                                              packet(1, 9, now - 70_000_000, now - 150_000_000)])
     assert r["received"] == 2 and r["hold_us"] == 0 and r["early"] == 0
     # the frame's first send plays no part
     assert 3_000 <= r["min_us"] < 33_000 and 70_000 - 64 <= r["max_us"] < 100_000

@@ -14,6 +14,7 @@ import pytest
 
 from sfu.media import _fastpath_c, _fastpath_py, router, track
 from sfu.media.router import Router, TrackSpec
+from tests.media.recording import record_outputs
 from tests.media.rtp import rtp
 from tests.media.test_l3_under_loss import run
 
@@ -25,37 +26,23 @@ def outputs(monkeypatch, fast_track, hold: bool, **scenario) -> tuple:
     monkeypatch.setattr(router.secrets, "randbits", random.Random(7).getrandbits)  # the same SSRCs each run
     if not hold:
         monkeypatch.setattr(track.PublisherTrack, "_set_hold", lambda self: None)  # hold stays 0
-    digest, count, slow, routers = hashlib.sha256(), 0, 0, []
-    on_datagram, on_timer, on_rtp = router.Router.on_datagram, router.Router.on_timer, track.PublisherTrack.on_rtp
-
-    def record(out):
-        nonlocal count
-        for key, data, addr in out:
-            digest.update(repr((key, addr)).encode() + data)
-            count += 1
-        return out
-
-    def datagram(self, *a):
-        if self not in routers:
-            routers.append(self)
-        return record(on_datagram(self, *a))
+    recorded, slow = record_outputs(monkeypatch), 0
+    on_rtp = track.PublisherTrack.on_rtp
 
     def rtp(self, now):
         nonlocal slow
         slow += 1
         return on_rtp(self, now)
 
-    monkeypatch.setattr(router.Router, "on_datagram", datagram)
-    monkeypatch.setattr(router.Router, "on_timer", lambda self, *a: record(on_timer(self, *a)))
     monkeypatch.setattr(track.PublisherTrack, "on_rtp", rtp)
     result = run(**scenario, roles=L3_ONLY)
-    (r,) = routers
+    (r,) = recorded.routers
     totals = r.totals()
     (t,) = r.tracks()
     state = (t.counters, t.jitter.counters, t.nack.counters, t.requester.counters, t.rtt.counters, t.jitter.target_delay,
              r.counters, r.dropped, totals)
     monkeypatch.undo()
-    return (result, count, digest.hexdigest(), repr(state)), slow
+    return (result, recorded.count, recorded.digest, repr(state)), slow
 
 
 @pytest.mark.parametrize("fast_track", [_fastpath_py.FastTrack, _fastpath_c.FastTrack], ids=["py", "c"])
