@@ -105,6 +105,7 @@ def _token(args: argparse.Namespace) -> int:
 BENCHES = {  # `sfu bench NAME` -> bench/<script>.py, and its help line
     "fanout": ("fanout", "one publisher to N players against a C relay"),
     "qoe": ("l3_qoe", "L3 and RTC players' QoE behind impaired links: latency, complete frames, sync, first frame"),
+    "streams": ("streams", "the Router's Python per input packet as the number of streams grows (sans-IO)"),
 }
 
 

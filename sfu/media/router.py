@@ -21,11 +21,14 @@ Rules:
   drive the L3 releases, NACKs and keyframe requests. `next_timer()` is the earliest of the
   tracks' `next_timer()`, kept between calls: every call into a track (a datagram or an event for
   it, a timer, a player joining, leaving or sending it RTCP) marks it (`_touch`), and only marked
-  tracks are asked again. A packet the fast path keeps to itself moves no timer.
+  tracks are asked again. A packet the fast path keeps to itself moves no timer. `on_timer(now)`
+  calls only the tracks whose time has come (earliest first), so a wake-up costs what is due, not
+  what the node carries: the tracks' deadlines are kept in a heap.
 """
 
 from __future__ import annotations
 
+import heapq
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,7 +69,7 @@ class Router:
         self.ended = MediaTotals()  # the counters of tracks and players that ended, kept for the totals
         self._timers: dict[int, float] = {}  # track id -> its next_timer() when last asked (None: left out)
         self._touched: set[int] = set()  # tracks called into since: their next_timer() may have moved
-        self._next: float | None = None  # the earliest of _timers
+        self._heap: list[tuple[float, int]] = []  # (deadline, track id): each of _timers, and stale entries
 
     @property
     def counters(self) -> dict[str, int]:
@@ -405,28 +408,38 @@ class Router:
         self._touched.add(track.track_id)
 
     def next_timer(self) -> float | None:
-        touched = self._touched
+        touched, timers, heap = self._touched, self._timers, self._heap
         if touched:
-            timers, tracks, earliest, lost = self._timers, self._tracks, self._next, False
+            tracks = self._tracks
             for tid in touched:
-                old = timers.pop(tid, None)
                 track = tracks.get(tid)
                 new = track.next_timer() if track is not None else None
-                if new is not None:
+                if new is None:
+                    timers.pop(tid, None)
+                elif timers.get(tid) != new:
                     timers[tid] = new
-                    if earliest is None or new < earliest:
-                        earliest = new
-                        continue
-                if old is not None and old == earliest and new != old:
-                    lost = True  # the earliest moved later or went: another track's may be it now
+                    heapq.heappush(heap, (new, tid))  # the former entry, if any, is stale now
             touched.clear()
-            self._next = min(timers.values(), default=None) if lost else earliest
-        return self._next
+            if len(heap) > 2 * len(timers) + 64:  # stale entries that never came to the top
+                heap[:] = [(t, tid) for tid, t in timers.items()]
+                heapq.heapify(heap)
+        while heap and timers.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
 
     def on_timer(self, now: float) -> list[Out]:
+        """Every track whose next_timer() is due at `now`, earliest first (the others are not called)."""
+        self.next_timer()  # the tracks called into since: their deadlines afresh
+        heap, timers, tracks = self._heap, self._timers, self._tracks
+        due: list[PublisherTrack] = []
+        while heap and heap[0][0] <= now:
+            deadline, tid = heapq.heappop(heap)
+            if timers.get(tid) == deadline:  # (not stale, and not a second entry of the same deadline)
+                del timers[tid]
+                due.append(tracks[tid])
         out: list[Out] = []
-        self._touched.update(self._tracks)
-        for track in list(self._tracks.values()):
+        for track in due:
+            self._touched.add(track.track_id)
             slow = self._count(track.on_timer(now))
             out += track.fast.take_out()  # the fast table's L3 players (sans-IO)
             out += slow

@@ -203,6 +203,7 @@ class PublisherTrack:
                     out.append((0, data_out, p.addr))
         if self._measured:
             self._congestion_keyframes(now)
+        self._repair_keyframes(now)
         for slot, p in self._gated:  # this frame's decision, and the numbering after what was dropped
             delta = p.rewriter.steady_delta()
             if delta is None:
@@ -233,6 +234,13 @@ class PublisherTrack:
         fast = self.fast
         live = self._l3_live and not self._l3_seed and not self._rtc
         fast.hold = self.jitter.room(fast.newest_timestamp) if live else 0
+
+    def _repair_keyframes(self, now: float) -> None:
+        """A keyframe the jitter buffer or the NACK generator wants (a broken chain, a loss past
+        repair) is asked for in the same call: its request timer runs from now, whatever the other
+        tracks do."""
+        if self.jitter.take_keyframe_needed() | self.nack.take_keyframe_needed():
+            self.requester.request(now, "repair")
 
     def _congestion_keyframes(self, now: float) -> None:
         for p in self._measured:
@@ -546,8 +554,6 @@ class PublisherTrack:
         out = self._release(now, self._l3_send)
         if self._measured:
             self._congestion_keyframes(now)
-        if self.jitter.take_keyframe_needed() | self.nack.take_keyframe_needed():
-            self.requester.request(now, "repair")
         if self.next_sender_reports is not None and now >= self.next_sender_reports:
             out += self._sender_reports(now)
         # every timer is consumed, with or without a publisher to send to, so none stays due
@@ -555,6 +561,7 @@ class PublisherTrack:
         nack.set_jitter(self.fast.packet_jitter)  # every packet's, L3 timeline or not
         lost = nack.poll(now, retry)
         self.jitter.set_rtt(retry, nack.reorder_delay)
+        self._repair_keyframes(now)  # (after the releases and the NACK poll, which may want one)
         send_pli = self.requester.poll(now)
         if self._table_dirty:
             self._push()

@@ -11,10 +11,12 @@ timer fired at each deadline as the endpoint does.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pytest
 
 from sfu.media.router import SHARED, Router, TrackSpec
+from sfu.media.track import PublisherTrack
 from sfu.rtp.rtcp import Nack, Pli, ReceiverReport, Remb, ReportBlock, SenderReport, serialize
 from tests.media.rtp import VP8_DELTA, VP8_KEY, rtp
 
@@ -29,9 +31,13 @@ def earliest(router: Router) -> float | None:
 
 
 class Publisher:
-    def __init__(self, rng: random.Random, router: Router, stream: str, port: int) -> None:
+    """A stream's publisher (its router None: a run without that stream, which draws the same numbers)."""
+
+    def __init__(self, rng: random.Random, router: Router | None, stream: str, port: int) -> None:
         self.rng, self.router, self.stream, self.addr = rng, router, stream, ("127.0.0.2", port)
-        self.ids = dict(zip((s.kind for s in STREAMS[stream]), router.add_publisher(1, stream, STREAMS[stream])))
+        kinds = [s.kind for s in STREAMS[stream]]
+        self.ids = dict(zip(kinds, router.add_publisher(1, stream, STREAMS[stream]) if router else [0] * len(kinds)))
+        self.ssrcs = {kind: 4 * port + i for i, kind in enumerate(kinds)}
         self.seq = {kind: rng.randrange(65536) for kind in self.ids}
         self.frame = 0
         self.held: list[tuple[int, bytes]] = []  # reordered or lost: sent later, or never
@@ -43,7 +49,7 @@ class Publisher:
             count = 1 if kind == "audio" else rng.randint(1, 4)
             for i in range(count):
                 payload = OPUS if kind == "audio" else (VP8_KEY if key else VP8_DELTA) if i == 0 else b"\x00" + bytes(30)
-                data = rtp(self.seq[kind], self.frame * 3000, 0x50 + tid, payload, pt=111 if kind == "audio" else 96,
+                data = rtp(self.seq[kind], self.frame * 3000, self.ssrcs[kind], payload, pt=111 if kind == "audio" else 96,
                            marker=i == count - 1)
                 self.seq[kind] = (self.seq[kind] + 1) & 0xFFFF
                 if rng.random() < 0.06:
@@ -57,50 +63,96 @@ class Publisher:
                 yield tid, data, self.addr
 
     def sender_report(self):
-        tid = self.rng.choice(list(self.ids.values()))
-        return tid, serialize([SenderReport(0x50 + tid, (1 << 32) * self.frame, self.frame * 3000, self.frame, 100)]), \
+        kind = self.rng.choice(list(self.ids))
+        tid = self.ids[kind]
+        return tid, serialize([SenderReport(self.ssrcs[kind], (1 << 32) * self.frame, self.frame * 3000, self.frame, 100)]), \
             self.addr
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_next_timer_is_the_earliest_of_the_tracks_after_every_input(seed: int) -> None:
+def visit_all(router: Router, now: float) -> list:
+    """The timer as it was: every track's on_timer(), due or not (the reference for on_timer())."""
+    out = []
+    for track in router.tracks():
+        out += track.on_timer(now)
+        out += track.fast.take_out()
+    return out
+
+
+class Ssrcs:
+    """The Router's `new_ssrc`: numbers from the range of the stream being called into (`stream`), so
+    that a run without the other streams numbers the same."""
+
+    def __init__(self) -> None:
+        self.stream = ""
+        self.next = {name: 0x10000 * (i + 1) for i, name in enumerate(STREAMS)}
+
+    def __call__(self) -> int:
+        self.next[self.stream] += 1
+        return self.next[self.stream]
+
+
+def run(seed: int, timers_of: Callable[[Router, float, float], list], check: Callable[[Router], None],
+        only: set[str] | None = None) -> dict:
+    """The seeded scenario (module doc), with `timers_of(router, now, last)` firing each timer that is
+    due at `now` (returning what was sent; `last` is when the inputs before were given: a timer
+    fires no earlier, as the clock never goes back) and `check` called after every input; returns
+    what was sent, by (stream, socket: 0 or the publisher track's kind, destination), in order, and
+    what the tracks did. With `only`, the other streams' inputs are left out (the same numbers drawn)."""
     rng = random.Random(seed)
-    router = Router(new_ssrc=iter(range(0x1000, 0x100000)).__next__)
-    publishers = {name: Publisher(rng, router, name, 5000 + 2 * i) for i, name in enumerate(STREAMS)}
+    ssrcs_of = Ssrcs()
+    router = Router(new_ssrc=ssrcs_of)
+
+    def to(stream: str) -> Router | None:
+        ssrcs_of.stream = stream
+        return router if only is None or stream in only else None
+
+    publishers = {name: Publisher(rng, to(name), name, 5000 + 2 * i) for i, name in enumerate(STREAMS)}
     players: dict[str, tuple[str, dict[str, int], tuple]] = {}  # session -> (stream, kind -> ssrc, addr)
-    now, steps, timers = 0.0, 0, 0
-
+    stream_at: dict[tuple, str] = {}  # a player's address -> its stream
+    sent: dict[tuple, list[bytes]] = {}
     tracks = {}  # every track there was, to count what their timelines did
+    last = 0.0
 
-    def check() -> None:
-        nonlocal steps
-        assert router.next_timer() == earliest(router), steps
-        steps += 1
+    def record(out: list) -> None:
+        for key, data, addr in out:
+            if key == SHARED:
+                label = (stream_at[addr], 0)
+            else:
+                track = router.track(key)
+                label = (track.key[1], track.spec.kind)
+            sent.setdefault((*label, addr), []).append(data)
+
+    def inputs_done() -> None:
+        check(router)
         tracks.update((t.track_id, t) for t in router.tracks())
 
     for tick in range(1500):
         now = tick / 60
-        while (due := router.next_timer()) is not None and due <= now:
-            router.on_timer(due)
-            timers += 1
-            check()
+        record(timers_of(router, now, last))
+        last = now
         op = rng.random()
         if op < 0.55:
             for pub in list(publishers.values()):
                 for tid, data, addr in pub.send(now):
-                    router.on_datagram(tid, data, addr, now)
-                    check()
+                    if to(pub.stream):
+                        record(router.on_datagram(tid, data, addr, now))
+                        inputs_done()
         elif op < 0.62 and len(players) < 12:
             session = f"p{tick}"
             stream = rng.choice(list(STREAMS))
             addr = ("127.0.0.1", 7000 + tick)
-            ssrcs, _ = router.add_player(1, stream, session, {"video": addr} if rng.random() < 0.6 else None,
-                                         l3=rng.random() < 0.6, now=now)
+            given, l3 = rng.random() < 0.6, rng.random() < 0.6
+            stream_at[addr] = stream
+            ssrcs = {"video": 0}
+            if to(stream):
+                ssrcs, out = router.add_player(1, stream, session, {"video": addr} if given else None, l3=l3, now=now)
+                record(out)
             players[session] = (stream, ssrcs, addr)
         elif op < 0.66 and players:
             session = rng.choice(list(players))
             stream = players.pop(session)[0]
-            router.remove_player(1, stream, session)
+            if to(stream):
+                router.remove_player(1, stream, session)
         elif op < 0.85 and players:
             stream, ssrcs, addr = players[rng.choice(list(players))]
             ssrc = ssrcs["video"]
@@ -110,22 +162,99 @@ def test_next_timer_is_the_earliest_of_the_tracks_after_every_input(seed: int) -
                 Pli(ssrc, ssrc),
                 Remb(ssrc, rng.choice([200_000, 5_000_000]), [ssrc]),
             ])
-            router.on_datagram(SHARED, serialize([packet]), addr, now)  # the first one latches its address
+            if to(stream):
+                record(router.on_datagram(SHARED, serialize([packet]), addr, now))  # the first one latches its address
         elif op < 0.9 and publishers:
-            router.on_datagram(*rng.choice(list(publishers.values())).sender_report(), now)
+            pub = rng.choice(list(publishers.values()))
+            report = pub.sender_report()
+            if to(pub.stream):
+                record(router.on_datagram(*report, now))
         elif op < 0.92:
             name = rng.choice(list(STREAMS))
             if name in publishers:
-                router.end_stream(1, name)
+                if to(name):
+                    router.end_stream(1, name)
                 del publishers[name]
             else:
-                publishers[name] = Publisher(rng, router, name, 6000 + tick * 2)
+                publishers[name] = Publisher(rng, to(name), name, 6000 + tick * 2)
                 for stream, ssrcs, addr in list(players.values()):  # its waiting players punch a hole before any
-                    if stream == name:  # media: those latched now have no first frame yet, and ask for one
-                        router.on_datagram(SHARED, rtp(0, 0, ssrcs["video"], b""), addr, now)
-                        check()
-        check()
+                    if stream == name and to(name):  # media: those latched now have no first frame yet, and ask for one
+                        record(router.on_datagram(SHARED, rtp(0, 0, ssrcs["video"], b""), addr, now))
+                        inputs_done()
+        inputs_done()
+    return {"sent": sent, "released": sum(t.counters["frames_released"] for t in tracks.values()),
+            "nacks": sum(t.counters["nacks_sent"] for t in tracks.values()),
+            "reports": sum(t.counters["sender_reports"] for t in tracks.values())}
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_next_timer_is_the_earliest_of_the_tracks_after_every_input(seed: int) -> None:
+    steps, timers = 0, 0
+
+    def check(router: Router) -> None:
+        nonlocal steps
+        assert router.next_timer() == earliest(router), steps
+        steps += 1
+
+    def fire(router: Router, now: float, last: float) -> list:
+        nonlocal timers
+        out = []
+        while (due := router.next_timer()) is not None and due <= now:
+            out += router.on_timer(max(due, last))
+            timers += 1
+            check(router)
+        return out
+
+    done = run(seed, fire, check)
     assert steps > 3000 and timers > 300
-    assert sum(t.counters["frames_released"] for t in tracks.values()) > 100  # the L3 timelines ran
-    assert sum(t.counters["nacks_sent"] for t in tracks.values()) > 10  # and the repairs
-    assert sum(t.counters["sender_reports"] for t in tracks.values()) > 10  # and the SR timers
+    assert done["released"] > 100  # the L3 timelines ran
+    assert done["nacks"] > 10  # and the repairs
+    assert done["reports"] > 10  # and the SR timers
+
+
+def fire(router: Router, now: float, last: float) -> list:
+    """The endpoint's way: on_timer() at each deadline (or, one already past, at once)."""
+    out = []
+    while (due := router.next_timer()) is not None and due <= now:
+        out += router.on_timer(max(due, last))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_timer_calls_only_the_tracks_due(seed: int) -> None:
+    called: list[list[float | None]] = []  # per on_timer(), the deadline of each track it called
+    on_timer = PublisherTrack.on_timer
+
+    def spy(track: PublisherTrack, now: float) -> list:
+        called[-1].append(track.next_timer())
+        return on_timer(track, now)
+
+    def fire_watched(router: Router, now: float, last: float) -> list:
+        out = []
+        while (due := router.next_timer()) is not None and due <= now:
+            at = max(due, last)
+            called.append([])
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(PublisherTrack, "on_timer", spy)
+                out += router.on_timer(at)
+            assert called[-1] and all(d is not None and d <= at for d in called[-1])
+            assert all(t.next_timer() is None or t.next_timer() > at for t in router.tracks())  # none left due
+        return out
+
+    run(seed, fire_watched, lambda router: None)
+    assert len(called) > 300
+    assert sum(map(len, called)) < 1.3 * len(called)  # of two or three tracks, mostly one is due
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("stream", list(STREAMS))
+def test_what_a_stream_sends_does_not_depend_on_the_other_streams(seed: int, stream: str) -> None:
+    """The same inputs to a stream, with or without another stream's on the same Router (its
+    publishers, players and timers): the same datagrams toward each destination, in the same order.
+    (When a timer called every track, a stream's keyframe requests, repairs and sender reports
+    moved with the other stream's deadlines.)"""
+    both = run(seed, fire, lambda router: None)
+    alone = run(seed, fire, lambda router: None, only={stream})
+    mine = {key: data for key, data in both["sent"].items() if key[0] == stream}
+    assert mine == alone["sent"]
+    assert sum(map(len, mine.values())) > 300
