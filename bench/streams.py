@@ -86,8 +86,7 @@ def run(router_cls: type[Router], m: int, players: int, inputs: list) -> dict:
             router.add_player(1, f"s{s}", f"p{s}-{p}", {"video": ("127.0.0.1", 20000 + (s * players + p) % 40000)},
                               l3=True, now=0.0)
     addrs = [("127.0.0.2", 5000 + s) for s in range(m)]
-    calls = [0]
-    track_calls = 0
+    wakeups = track_calls = 0
     on_timer = type(router.tracks()[0]).on_timer
 
     def counted(track, now):
@@ -106,13 +105,13 @@ def run(router_cls: type[Router], m: int, players: int, inputs: list) -> dict:
             out = router.on_timer(due)
             cpu += clock() - t0
             out_packets += len(out)
-            calls[0] += 1
+            wakeups += 1
         t0 = clock()
         out = router.on_datagram(tids[s], data, addrs[s], at)
         cpu += clock() - t0
         out_packets += len(out)
     released = sum(t.counters["frames_released"] for t in router.tracks())
-    return {"packets_in": len(inputs), "packets_out": out_packets, "wakeups": calls[0], "track_calls": track_calls,
+    return {"packets_in": len(inputs), "packets_out": out_packets, "wakeups": wakeups, "track_calls": track_calls,
             "frames_released": released, "us_per_packet": cpu / len(inputs) * 1e6}
 
 
