@@ -121,6 +121,7 @@ cdef enum:
     F_FRAME_START = 4
     F_DROPPABLE = 8
     F_LATE = 16
+    F_DUPLICATE = 32
     MODE_RTC = 1
     MODE_L3 = 2
     GATE_NONE = -1
@@ -949,12 +950,15 @@ cdef class FastTrack:
             flags |= F_MARKER | F_KEYFRAME | F_FRAME_START
         if has_hi and ext <= hi:
             flags |= F_LATE
+            if self._find(ext) != NULL:
+                flags |= F_DUPLICATE  # the ring has it: it keeps the first copy (and its arrival)
         else:
             self._sample_jitter(now, h.timestamp)
         new_frame = <int64_t>h.timestamp != self._newest_ts  # the newest packet's before this one
         if self._tx_count and (not has_hi or ext != hi + 1):
             self._flush()  # queued messages point into the ring: a jump could land on their slots
-        self._store(ext, h.timestamp, flags, now, data, n)
+        if not (flags & F_DUPLICATE):
+            self._store(ext, h.timestamp, flags, now, data, n)
         self._counters[K_RTP_PACKETS] += 1
         self.last_ext = ext
         self.last_flags = flags

@@ -13,8 +13,9 @@ touches, so that a packet in the steady state never reaches Python:
   came. RTP: parse the header; bind the first source address and drop RTP from any other
   (``unbound_source``); widen the sequence number (the rules of sfu.rtp.seq); inspect the
   payload (keyframe, frame start, droppable: the rules of sfu.media.codecs; a payload that does
-  not parse counts ``bad_payload`` and is kept as a plain packet); store it in the ring; a packet
-  that is not late updates ``packet_jitter`` (RFC 3550's interarrival jitter, in seconds; the
+  not parse counts ``bad_payload`` and is kept as a plain packet); store it in the ring, unless
+  the ring holds its ext_seq already (a duplicate, flagged ``F_DUPLICATE``: the first copy and its
+  arrival stay); a packet that is not late updates ``packet_jitter`` (RFC 3550's interarrival jitter, in seconds; the
   NACK generator's reorder delay follows it).
 - **The player table** (``load_players``): per player its address, SSRC, payload type and its
   steady rewrite: output sequence number ``(ext_seq - seq_delta) & 0xFFFF`` and output timestamp
@@ -35,7 +36,7 @@ frame start). A held packet joins the held list as it is now: (a ``MediaPacket``
 ``now`` for it: ``ingest``'s, or the ``pump`` call's). A fast packet goes to every
 RTC player in the table and ``ingest`` returns ``EV_NONE``. Any other stored packet returns
 ``EV_RTP`` and is left to the track (``last_ext`` / ``last_flags`` say which; ``packet(ext)``
-reads it). Datagrams that are dropped return ``EV_NONE`` and are counted.
+reads it), and so is a duplicate (``F_LATE | F_DUPLICATE``). Datagrams that are dropped return ``EV_NONE`` and are counted.
 
 Outputs go to ``output`` (a socket: sent at once, and a full send buffer counts ``unsent``), or,
 without one, collect in a list that ``take_out`` drains: [(0, datagram, addr)] (0: the Router's shared socket).
@@ -53,11 +54,11 @@ from sfu.media.jitter import interarrival_jitter
 from sfu.media.packet import MediaPacket
 from sfu.rtp._header_py import RtpParseError, is_rtcp, parse_rtp
 
-__all__ = ["EV_AGAIN", "EV_NONE", "EV_RTCP", "EV_RTP", "F_DROPPABLE", "F_FRAME_START", "F_KEYFRAME", "F_LATE",
+__all__ = ["EV_AGAIN", "EV_NONE", "EV_RTCP", "EV_RTP", "F_DROPPABLE", "F_DUPLICATE", "F_FRAME_START", "F_KEYFRAME", "F_LATE",
            "F_MARKER", "MODE_L3", "MODE_RTC", "FastTrack", "Reader", "StoredPacket", "COUNTERS"]
 
 EV_NONE, EV_RTP, EV_RTCP, EV_AGAIN = 0, 1, 2, 3
-F_MARKER, F_KEYFRAME, F_FRAME_START, F_DROPPABLE, F_LATE = 1, 2, 4, 8, 16
+F_MARKER, F_KEYFRAME, F_FRAME_START, F_DROPPABLE, F_LATE, F_DUPLICATE = 1, 2, 4, 8, 16, 32
 MODE_RTC, MODE_L3 = 1, 2
 GATE_NONE, GATE_CLOSED, GATE_OPEN = -1, 0, 1
 # the order of take_counters()
@@ -281,10 +282,13 @@ class FastTrack:
             flags |= F_MARKER | F_KEYFRAME | F_FRAME_START
         if hi is not None and ext <= hi:
             flags |= F_LATE
+            if self.packet(ext) is not None:
+                flags |= F_DUPLICATE  # the ring has it: it keeps the first copy (and its arrival)
         else:
             self._sample_jitter(now, h.timestamp)
         new_frame = h.timestamp != self._newest_ts  # the newest packet's before this one
-        self._store(ext, h.timestamp, flags, now, bytes(data))
+        if not flags & F_DUPLICATE:
+            self._store(ext, h.timestamp, flags, now, bytes(data))
         c["rtp_packets"] += 1
         self.last_ext, self.last_flags = ext, flags
         keyframe_start = self.video and flags & (F_KEYFRAME | F_FRAME_START) == F_KEYFRAME | F_FRAME_START

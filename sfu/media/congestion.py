@@ -11,8 +11,9 @@ Inputs:
   (RR, or SR from a player that also publishes) about an SSRC the node sends to this player.
   ``rtt_from_lsr`` is the round trip the caller worked out from LSR/DLSR (``rtt_from_report``,
   or the node's own ``ReportClock``), or None; ``packet_bytes`` the average size of the packets
-  the node sends on that SSRC and ``packets_sent`` how many it has sent on it so far (RTP media,
-  not retransmissions), or None.
+  the node sends on that SSRC and ``packets_sent`` how many it had sent on it when the player
+  made the report (RTP media, not retransmissions; not those still on the way), or None;
+  ``start`` (the sequence number of the first packet sent on that SSRC, and when), or None.
 - ``on_remb(bitrate_bps, now)``: the player's own receive-side estimate (REMB).
 - ``on_sent(size_bytes, now)``: every datagram the node sends to this player (retransmissions
   included: they use the path too).
@@ -21,8 +22,9 @@ Rules (the loss-based controller of draft-ietf-rmcat-gcc-02 §6, with libwebrtc'
 
 1. loss = fraction_lost / 256 from the block (RFC 3550 §6.4.1: the loss since the last report),
    or, when the path's own loss is known and lower, that: ``1 - received / sent`` between this
-   SSRC's last two reports (received: the extended highest seq minus the cumulative loss,
-   differenced; sent: ``packets_sent``, differenced; at least 10 sent), clamped to [0, 1]. A
+   SSRC's last two reports, or for its first report since ``start`` (received: the extended
+   highest seq minus the cumulative loss, differenced; sent: ``packets_sent``, differenced; at
+   least 10 sent), clamped to [0, 1]. A
    player fed packets as they come (RTC) counts in fraction_lost the publisher's own losses too,
    as gaps in its numbering the node never filled: not this path's, and a path that carried
    everything it was sent must not be cut for them. (The count alone is not the measure either:
@@ -199,13 +201,14 @@ class PlayerCongestion:
     # ----- inputs ----------------------------------------------------------------------------
 
     def on_receiver_report(self, block: ReportBlock, now: float, rtt_from_lsr: float | None = None,
-                           packet_bytes: float | None = None, packets_sent: int | None = None) -> None:
+                           packet_bytes: float | None = None, packets_sent: int | None = None,
+                           start: tuple[int, float] | None = None) -> None:
         self.counters["reports"] += 1
         if rtt_from_lsr is not None and 0 <= rtt_from_lsr <= MAX_RTT:
             self.counters["rtt_samples"] += 1
             self._srtt = rtt_from_lsr if self._srtt is None else self._srtt + (rtt_from_lsr - self._srtt) / 8
             self._sample_queue(rtt_from_lsr, now)
-        path_loss = self._note_delivery(block, now, packet_bytes, packets_sent)
+        path_loss = self._note_delivery(block, now, packet_bytes, packets_sent, start)
         loss = min(max(block.fraction_lost, 0), 255) / 256
         if path_loss is not None and path_loss < loss:
             if loss >= LOW_LOSS > path_loss:
@@ -289,11 +292,15 @@ class PlayerCongestion:
             self._queued.popleft()
 
     def _note_delivery(self, block: ReportBlock, now: float, packet_bytes: float | None,
-                       packets_sent: int | None) -> float | None:
+                       packets_sent: int | None, start: tuple[int, float] | None = None) -> float | None:
         """Rules 10 and 1: packets received since this SSRC's previous report, as a rate; the path's
         own loss over that interval (None when unknown)."""
         received = block.highest_seq - block.cumulative_lost
         prev = self._deliveries.get(block.ssrc)
+        if prev is None and start is not None and packets_sent is not None:
+            # its first report: the interval runs from the first packet sent on this SSRC (`start`:
+            # its sequence number, when), nothing received or sent before it
+            prev = [start[0] - 1, start[0] - 1, start[1], None, 0]
         if prev is None:
             self._deliveries[block.ssrc] = [block.highest_seq, received, now, None, packets_sent]
             return None

@@ -14,6 +14,7 @@ from sfu.media._fastpath_py import (
     EV_RTCP,
     EV_RTP,
     F_DROPPABLE,
+    F_DUPLICATE,
     F_FRAME_START,
     F_KEYFRAME,
     F_LATE,
@@ -25,7 +26,7 @@ from sfu.media._fastpath_py import (
     MODE_RTC,
 )
 
-__all__ = ["COUNTERS", "EV_AGAIN", "EV_NONE", "EV_RTCP", "EV_RTP", "F_DROPPABLE", "F_FRAME_START", "F_KEYFRAME", "F_LATE",
+__all__ = ["COUNTERS", "EV_AGAIN", "EV_NONE", "EV_RTCP", "EV_RTP", "F_DROPPABLE", "F_DUPLICATE", "F_FRAME_START", "F_KEYFRAME", "F_LATE",
            "F_MARKER", "dont_fragment", "GATE_CLOSED", "GATE_NONE", "GATE_OPEN", "IMPLEMENTATION", "MODE_L3", "MODE_RTC", "FastTrack", "Reader"]
 
 if os.environ.get("SFU_NO_EXTENSIONS", "") not in ("", "0"):

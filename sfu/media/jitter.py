@@ -100,9 +100,10 @@ class Released:
 
 
 class _Pending:
-    __slots__ = ("timestamp", "order", "packets", "start", "end", "keyframe", "first_arrival", "release_time")
+    __slots__ = ("timestamp", "order", "packets", "start", "end", "keyframe", "first_arrival", "release_time",
+                 "deadline", "waited")
 
-    def __init__(self, packet: MediaPacket, release_time: float) -> None:
+    def __init__(self, packet: MediaPacket, release_time: float, deadline: float) -> None:
         self.timestamp = packet.timestamp
         self.order = packet.ext_seq  # sort key among pending frames, fixed at first sight
         self.packets: dict[int, MediaPacket] = {}
@@ -111,6 +112,8 @@ class _Pending:
         self.keyframe = False
         self.first_arrival = packet.arrival
         self.release_time = release_time
+        self.deadline = deadline  # the last moment it may still go (rule 6, late repair)
+        self.waited = False  # it was due and waited for late repair
 
     def add(self, packet: MediaPacket, audio: bool) -> None:
         seq = packet.ext_seq
@@ -160,7 +163,7 @@ class JitterBuffer:
                  margin: float = 0.010, decay: float = 0.020,
                  max_frames: int = 256, max_packets: int = 4096, repair_quantile: float | None = None,
                  repair_window: int = 300, repair_min_frames: int = 30, rtt_floor: float = 0.0,
-                 repair_rounds: int = 1) -> None:
+                 repair_rounds: int = 1, late_repair: bool = False) -> None:
         if clock_rate <= 0 or not 0 <= min_delay <= max_delay:
             raise ValueError("need clock_rate > 0 and 0 <= min_delay <= max_delay")
         if repair_quantile is not None and not 0 < repair_quantile <= 1:
@@ -177,6 +180,8 @@ class JitterBuffer:
         self.wait = 0.0
         self.rtt_floor = rtt_floor
         self.repair_rounds = repair_rounds
+        self.late_repair = late_repair and not audio
+        self._held: _Pending | None = None  # the due frame poll last stopped at, waiting for its repair
         self.repair_quantile = repair_quantile
         self.repair_min_frames = repair_min_frames
         self._lateness: dict[int, _Lateness] = {}  # by timestamp, frames first seen within max_delay
@@ -203,7 +208,7 @@ class JitterBuffer:
         self.delay_samples: deque[float] = deque(maxlen=_DELAY_SAMPLES)
         self.counters: dict[str, int] = dict.fromkeys((
             "packets", "duplicates", "packets_late", "frames_released", "frames_dropped_incomplete",
-            "frames_dropped_dependency", "frames_dropped_overflow", "keyframes_needed"), 0)
+            "frames_dropped_dependency", "frames_dropped_overflow", "keyframes_needed", "frames_repaired_late"), 0)
 
     # -- inputs -------------------------------------------------------------------------------
 
@@ -216,7 +221,7 @@ class JitterBuffer:
                       margin=self.margin, decay=self.decay, max_frames=self.max_frames,
                       max_packets=self.max_packets, repair_quantile=self.repair_quantile,
                       repair_window=self.needed_delays.maxlen, repair_min_frames=self.repair_min_frames,
-                      rtt_floor=self.rtt_floor, repair_rounds=self.repair_rounds)
+                      rtt_floor=self.rtt_floor, repair_rounds=self.repair_rounds, late_repair=self.late_repair)
         self.counters, self.delay_samples, self.rtt, self.wait = counters, samples, rtt, wait
 
     def set_rtt(self, rtt: float, wait: float = 0.0) -> None:
@@ -233,7 +238,7 @@ class JitterBuffer:
             if seq in frame.packets:
                 self.counters["duplicates"] += 1
                 return
-            if frame.release_time < now:  # due already, whether or not poll has run
+            if frame.deadline < now:  # past its last moment, whether or not poll has run
                 self.counters["packets_late"] += 1
                 return
         elif (self._floor is not None and seq <= self._floor) or ts in self._finished_set:
@@ -263,7 +268,11 @@ class JitterBuffer:
         if i < len(self._order):
             release = min(release, self._order[i].release_time)
         release = max(release, self._order[i - 1].release_time if i else self._last_release)
-        frame = _Pending(packet, release)
+        deadline = release
+        if self.late_repair:  # rule 6: no later than the frame after it may wait
+            deadline = max(release, min(packet.arrival + self.max_delay,
+                                        self._order[i].deadline if i < len(self._order) else math.inf))
+        frame = _Pending(packet, release, deadline)
         self._frames[packet.timestamp] = frame
         self._order.insert(i, frame)
         return frame
@@ -336,26 +345,53 @@ class JitterBuffer:
         return self._waiting
 
     def next_timer(self) -> float | None:
-        return self._order[0].release_time if self._order else None
+        if not self._order:
+            return None
+        head = self._order[0]
+        if head is self._held and self._worth_waiting(head):
+            return head.deadline
+        return head.release_time
 
     def room(self, timestamp: int | None) -> int:
         """How many more packets of the pending frame `timestamp` it takes before rule 7 would drop a
         frame (0: no such frame pending). Packets of a pending frame start none: no timer moves."""
+        if self._held is not None and self._held.timestamp == timestamp:
+            return 0  # a frame waiting for its repair: the packet that completes it moves the timer
         return max(0, self.max_packets - self._packet_count) if timestamp in self._frames else 0
 
     def poll(self, now: float) -> list[Released]:
         out: list[Released] = []
-        while self._order and self._order[0].release_time <= now:
-            f = self._order.pop(0)
+        order = self._order
+        while order and order[0].release_time <= now:
+            f = order[0]
+            if f.deadline > now and self._worth_waiting(f):
+                f.waited = True
+                self._held = f
+                break
+            order.pop(0)
             del self._frames[f.timestamp]
             self._packet_count -= len(f.packets)
+            if f.waited:
+                f.release_time = max(f.release_time, min(now, f.deadline))  # when it went
             if self._decide(f):
                 frame = f.to_frame()
                 out.append(Released(frame, f.release_time))
                 self.counters["frames_released"] += 1
+                self.counters["frames_repaired_late"] += f.waited
                 self.delay_samples.append(f.release_time - f.first_arrival)
             self._finish(f)
+        if self._held is not None and (not order or order[0] is not self._held):
+            self._held = None
         return out
+
+    def _worth_waiting(self, f: _Pending) -> bool:
+        """Rule 6, late repair: a due video frame that is not ready (incomplete, or complete after a
+        hole) and could still be released (the chain is whole, or it is or may be a keyframe)."""
+        if not self.late_repair:
+            return False
+        if f.complete() and (f.keyframe or self._expect is None or f.start == self._expect):
+            return False  # ready
+        return not self._waiting or f.keyframe or f.start is None
 
     def _decide(self, f: _Pending) -> bool:
         """Rule 6: whether a due frame is released; counts and chain bookkeeping otherwise."""
@@ -421,7 +457,7 @@ class JitterBuffer:
                 lo = min(lo, f.start)
             if expect is not None:
                 lo = min(lo, expect)
-            if f.release_time > now:
+            if f.deadline > now:
                 out.extend(s for s in range(lo, min(hi + 1, lo + self.max_packets)) if s not in f.packets)
                 if len(out) >= self.max_packets:
                     return out[:self.max_packets]

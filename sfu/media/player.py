@@ -3,6 +3,7 @@ can take (a `PlayerPath`, shared by the player's tracks: congestion estimate and
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 from sfu.media.budget import Decision, LatencyBudget
@@ -13,6 +14,7 @@ from sfu.media.rewrite import SeqRewriter, TimestampRewriter
 from sfu.rtp.header import rewrite_rtp
 
 SKIP_LIMIT = 4096  # input sequence numbers a player skips in its numbering at most: a longer jump stays a gap
+SENDS_KEPT = 2.0  # seconds of (time, packets_sent) a player track keeps: what a report could have seen
 
 Addr = tuple
 
@@ -36,6 +38,7 @@ class PlayerTrack:
     rewriter: SeqRewriter = field(default_factory=SeqRewriter)
     epoch: int = -1  # the publisher track epoch it follows
     started: bool = False  # has had its first frame (the cached GOP or a live keyframe)
+    preview_ts: int | None = None  # the keyframe it was shown alone (its GOP did not fit the cache), until started
     last_ext: int | None = None  # the highest input ext_seq sent
     packets_sent: int = 0
     octets_sent: int = 0
@@ -54,6 +57,8 @@ class PlayerTrack:
     play_at: float | None = None  # when its play request reached the node, until its first keyframe is sent
     packets_dropped: int = 0  # packets its latency budget did not let through
     report_clock: ReportClock = field(default_factory=ReportClock)  # when its sender reports went: the RTT
+    sends: deque = field(default_factory=deque)  # (when, packets_sent after it), the last SENDS_KEPT seconds
+    first_sent_at: float | None = None  # when its first packet was sent
 
     def follow(self, epoch: int) -> None:
         """A (new) publisher: numbering continues after what this player already got."""
@@ -63,6 +68,7 @@ class PlayerTrack:
                 self.timestamps_reset = True
             self.epoch = epoch
             self.started = False
+            self.preview_ts = None
             self.last_ext = None
 
     def skip_to(self, ext_seq: int) -> None:
@@ -170,6 +176,29 @@ class PlayerTrack:
     def sent(self, size: int, now: float) -> None:
         if self.path is not None:
             self.path.congestion.on_sent(size, now)
+        if self.first_sent_at is None:
+            self.first_sent_at = now
+        sends = self.sends
+        sends.append((now, self.packets_sent))
+        while len(sends) > 1 and sends[0][0] < now - SENDS_KEPT:
+            sends.popleft()
+
+    def packets_sent_before(self, t: float) -> int | None:
+        """How many packets it had been sent before `t`: what a receiver report made at `t` can speak
+        of (packets sent since were in flight). A batch the fast path sent (one entry for its last
+        packet) is taken as spread evenly since the entry before it. None when the kept sends do
+        not reach back to `t`."""
+        sends = self.sends
+        if not sends:
+            return self.packets_sent
+        for i in range(len(sends) - 1, -1, -1):
+            at, count = sends[i]
+            if at < t:
+                if i + 1 == len(sends):
+                    return self.packets_sent
+                after, total = sends[i + 1]
+                return count + int((total - count - 1) * (t - at) / (after - at))
+        return None
 
     def timestamp(self, ts: int, arrival: float, clock_rate: int) -> int:
         """The player's timestamp for a publisher timestamp: continuous across a publisher's restart."""

@@ -103,6 +103,11 @@ class SeqRewriter:
 
     # ----- the API ----------------------------------------------------------------------------
 
+    @property
+    def initial(self) -> int:
+        """The output sequence number of the first packet after start."""
+        return self._initial
+
     def rewrite(self, ext_seq: int) -> int | None:
         """The output sequence number for this input packet, or None (dropped, or too old)."""
         floor = self._floor()

@@ -370,18 +370,23 @@ class Router:
                         track.requester.request(now, "player_pli")
         return out
 
-    def _report_facts(self, block, now: float) -> tuple[float | None, float | None, int | None]:
+    def _report_facts(self, block, now: float) -> tuple[float | None, float | None, int | None, tuple | None]:
         """For a player's report block: the round trip (from when the node sent the SR it echoes), the
-        average size of the packets the node sent it on that SSRC, and how many it sent."""
+        average size of the packets the node sent it on that SSRC, how many it had been sent a round
+        trip ago (strictly before: the report could not have seen later ones), and its first packet's
+        sequence number and when it went (a first report's interval starts there)."""
         entry = self._player_ssrcs.get(block.ssrc)
         if not entry:
-            return None, None, None
+            return None, None, None, None
         p, key = entry
         track = self._track_of(p, key)
         if track is not None:
             track.sync(p)  # what the fast path sent it counts too
         size = 12 + p.octets_sent / p.packets_sent if p.packets_sent else None
-        return p.report_clock.rtt(block, now), size, p.packets_sent
+        rtt = p.report_clock.rtt(block, now)
+        start = None if p.first_sent_at is None else (p.rewriter.initial, p.first_sent_at)
+        # what it had been sent when it made the report: not what was still on the way (one round trip)
+        return rtt, size, p.packets_sent_before(now - (rtt or 0.0)), start
 
     def _latch(self, ssrc: int, addr: Addr, now: float) -> list[Out]:
         entry = self._player_ssrcs.get(ssrc)

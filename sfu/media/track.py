@@ -36,7 +36,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from sfu.media.codecs import Codec
-from sfu.media.fastpath import GATE_CLOSED, GATE_NONE, GATE_OPEN, F_DROPPABLE, F_FRAME_START, F_KEYFRAME, F_LATE, F_MARKER, MODE_L3, \
+from sfu.media.fastpath import GATE_CLOSED, GATE_NONE, GATE_OPEN, F_DROPPABLE, F_DUPLICATE, F_FRAME_START, F_KEYFRAME, F_LATE, F_MARKER, MODE_L3, \
     MODE_RTC, FastTrack
 from sfu.media.jitter import JitterBuffer
 from sfu.media.keyframe_cache import KeyframeCache
@@ -76,6 +76,7 @@ class MediaSettings:
     l3_max_delay: float = 0.35  # L3 holds a frame at most this long: with the uplink's and the player's, < 400 ms
     l3_repair_rounds: int = 2  # the L3 target leaves room for a NACK and one retry...
     l3_repair_quantile: float | None = 0.995  # ...and at least this quantile of the repair delays seen
+    l3_late_repair: bool = True  # a frame not whole at its release waits for its repair, up to l3_max_delay
     nack_reorder_factor: float = 2.0  # NACK a gap after this many times the arrival jitter...
     nack_max_reorder_delay: float = 0.05  # ...at most this long
     nack_keyframe_clears: bool = False  # a keyframe does not cancel older repairs: L3 still releases those frames
@@ -83,6 +84,8 @@ class MediaSettings:
     keyframe_congestion_interval: float = 3.0  # a congested player's keyframe waits this long after the last
     retransmission_packets: int = 4096  # the ring: a power of two
     retransmission_age: float = 2.0
+    keyframe_cache_packets: int = 4096  # a GOP a new player starts from, at most (RTC's: the ring's too)
+    keyframe_cache_bytes: int = 6_144_000  # (as many packets of 1500 bytes)
 
 
 class PublisherTrack:
@@ -97,7 +100,8 @@ class PublisherTrack:
         self.codec = Codec.from_name(spec.codec)
         self.video = self.codec.is_video
         self.fast = FastTrack(spec.codec, settings.retransmission_packets, settings.retransmission_age)
-        self._resent: dict[int, float] = {}  # ext_seq -> when last resent to a player (throttled by RTT)
+        self._resent: dict[tuple[int, int], float] = {}  # (player SSRC, ext_seq) -> when last resent to it (throttled by its RTT)
+        self._resent_limit = 4 * settings.retransmission_packets
         self.nack = NackGenerator(default_rtt=settings.rtt, reorder_factor=settings.nack_reorder_factor,
                                   max_reorder_delay=settings.nack_max_reorder_delay,
                                   keyframe_clears=settings.nack_keyframe_clears)
@@ -107,9 +111,9 @@ class PublisherTrack:
         self.jitter = JitterBuffer(spec.clock_rate, min_delay=settings.l3_min_delay,
                                    max_delay=settings.l3_max_delay, audio=not self.video,
                                    repair_quantile=settings.l3_repair_quantile, rtt_floor=settings.rtt,
-                                   repair_rounds=settings.l3_repair_rounds)
+                                   repair_rounds=settings.l3_repair_rounds, late_repair=settings.l3_late_repair)
         self.jitter.set_rtt(settings.rtt)
-        self.l3_cache = KeyframeCache() if self.video else None
+        self.l3_cache = self._new_l3_cache() if self.video else None
         self._l3_live = False  # the jitter buffer is fed (the track has L3 players)
         self._l3_seed = False  # ... and is to be seeded from the ring's GOP first
         self._l3_last: int | None = None  # last ext_seq of the last frame the fast table's L3 players got
@@ -130,9 +134,14 @@ class PublisherTrack:
         self._sr_next = 0  # the next player of the SR round (an index into `players`)
         self._sr_round_start = 0.0
         self.counters = {"packets": 0, "bad_payload": 0, "nacks_sent": 0, "plis_sent": 0,
-                         "retransmissions": 0, "frames_released": 0, "sender_reports": 0}
+                         "retransmissions": 0, "frames_released": 0, "sender_reports": 0,
+                         "keyframes_alone": 0}  # players shown a keyframe alone: its GOP did not fit the cache
         # (mode, seconds from a player's play request to its first keyframe packet sent), for metrics
         self.first_frames: deque[tuple[str, float]] = deque(maxlen=_FIRST_FRAME_SAMPLES)
+
+    def _new_l3_cache(self) -> KeyframeCache:
+        return KeyframeCache(max_packets=self.settings.keyframe_cache_packets,
+                             max_bytes=self.settings.keyframe_cache_bytes)
 
     @property
     def addr(self) -> Addr | None:
@@ -186,7 +195,7 @@ class PublisherTrack:
             if self._l3_seed:
                 self._seed_l3()
             self.jitter.push(packet, now)
-        if rtc:
+        if rtc and not flags & F_DUPLICATE:  # (a duplicate went to them as its first copy)
             pt = self.spec.payload_type
             fast.forward(now)  # the table's RTC players without a gate: theirs is a steady offset
             for p in rtc:
@@ -397,7 +406,7 @@ class PublisherTrack:
             self._l3_last = None
             self.jitter.reset()
             if self.l3_cache is not None:
-                self.l3_cache = KeyframeCache()
+                self.l3_cache = self._new_l3_cache()
         self._push()
 
     def _seed_l3(self) -> None:
@@ -405,38 +414,76 @@ class PublisherTrack:
         if not self._l3_seed:
             return
         self._l3_seed = False
-        for s in self.fast.gop(self.settings.retransmission_packets, 3_000_000):
+        for s in self.fast.gop(self.settings.keyframe_cache_packets, self.settings.keyframe_cache_bytes):
             self.jitter.push(MediaPacket(s.ext_seq, s.timestamp, bool(s.flags & F_MARKER), bool(s.flags & F_KEYFRAME),
                                          bool(s.flags & F_FRAME_START), s.arrival, s.data, bool(s.flags & F_LATE),
                                          bool(s.flags & F_DROPPABLE)), s.arrival)
 
     def _start(self, p: PlayerTrack, now: float) -> list[Out]:
-        """A player's first frame: its mode's cached GOP at once (or, for audio, simply go live)."""
+        """A player's first frame: its mode's cached GOP at once (or, for audio, simply go live).
+
+        A GOP longer than the cache holds: the keyframe alone at once (a first picture), nothing more
+        until the next keyframe, which is asked for now; that one starts the player. Called again
+        for a player not started (each packet, each release) while it waits."""
         if not self.video:
             p.started = True
             self._table_dirty = True
             return []
+        settings = self.settings
         if p.l3:
             if self._l3_seed:
                 self._seed_l3()
                 self._release(now, self._l3_cache_only)
-            packets = self.l3_cache.snapshot() if self.l3_cache.has_keyframe else []
+            cache = self.l3_cache
+            whole = cache.complete
+            # (no keyframe cached: the ring's alone if its GOP was too long to seed the timeline)
+            packets = cache.snapshot() if cache.has_keyframe else self._keyframe_alone(too_long=True)
         else:
-            packets = self.fast.gop(2048, 3_000_000)
-        if not packets:
+            packets = self.fast.gop(settings.keyframe_cache_packets, settings.keyframe_cache_bytes)
+            whole = bool(packets)
+            if not whole:
+                packets = self._keyframe_alone(too_long=False)
+        if not whole:
             self.requester.request(now, "player_start")
-            return []
-        p.started = True
-        self._table_dirty = True
+            if not packets or p.preview_ts == packets[0].timestamp:
+                return []  # nothing to show yet, or shown: it waits for the next keyframe
+            p.preview_ts = packets[0].timestamp
+            self.counters["keyframes_alone"] += 1
+        else:
+            p.started = True
+            self._table_dirty = True
         out = []
         for packet in packets:
             p.skip_to(packet.ext_seq)
             data = p.packet(packet, self.spec.payload_type, self.spec.clock_rate)
             if data is not None:
+                p.sent(len(data), now)
                 out.append((0, data, p.addr))
         if out and p.play_at is not None:
             self.first_frames.append(("l3" if p.l3 else "rtc", now - p.play_at))
             p.play_at = None
+        return out
+
+    def _keyframe_alone(self, *, too_long: bool) -> list:
+        """The ring's newest keyframe's own packets ([] if it has none); with `too_long`, only when
+        its GOP has more packets than the cache holds."""
+        fast = self.fast
+        start, newest = fast.gop_start, fast.newest
+        if start is None or newest is None:
+            return []
+        if too_long and newest - start < min(self.settings.keyframe_cache_packets, self.settings.retransmission_packets):
+            return []
+        first = fast.packet(start)
+        if first is None:
+            return []
+        out, total = [first], len(first.data)
+        ext = start + 1
+        while ext <= newest and (s := fast.packet(ext)) is not None and s.timestamp == first.timestamp:
+            total += len(s.data)
+            if total > self.settings.keyframe_cache_bytes:
+                return []
+            out.append(s)
+            ext += 1
         return out
 
     def take_first_frame_samples(self) -> list[tuple[str, float]]:
@@ -465,7 +512,7 @@ class PublisherTrack:
             stored = None if ext is None else self.fast.packet(ext, now)
             if stored is None:
                 continue
-            last = self._resent.get(ext)
+            last = self._resent.get((p.ssrc, ext))
             if last is not None and now - last < (p.rtt or rtt):
                 continue
             if not p.admit_resend(len(stored.data), now):
@@ -473,7 +520,7 @@ class PublisherTrack:
             seq = p.rewriter.rewrite(ext)  # the same number it had: the numbering does not move
             if seq is None:
                 continue
-            self._resent[ext] = now
+            self._resent[(p.ssrc, ext)] = now
             buf = bytearray(stored.data)
             h = parse_rtp(buf)
             ts = p.timestamp(h.timestamp, now, self.spec.clock_rate)  # the offset is fixed: the same as first sent
@@ -481,16 +528,19 @@ class PublisherTrack:
             out.append((0, bytes(buf), p.addr))
             p.retransmissions += 1
             self.counters["retransmissions"] += 1
-        if len(self._resent) > 4 * self.settings.retransmission_packets:
+        if len(self._resent) > self._resent_limit:  # forget what is past the history's age (amortised)
             horizon = now - self.settings.retransmission_age
             self._resent = {e: t for e, t in self._resent.items() if t >= horizon}
+            self._resent_limit = max(4 * self.settings.retransmission_packets, 2 * len(self._resent))
         return out
 
     # ----- timers ----------------------------------------------------------------------------
 
     def next_timer(self) -> float | None:
         due = self.jitter.next_timer()
-        for t in (self.nack.next_timer(), self.requester.next_timer(), self.next_sender_reports):
+        # a keyframe request waits for a publisher to ask (its first packet binds it)
+        request = self.requester.next_timer() if self.addr is not None and self.media_ssrc is not None else None
+        for t in (self.nack.next_timer(), request, self.next_sender_reports):
             if t is not None and (due is None or t < due):
                 due = t
         return due
@@ -562,13 +612,13 @@ class PublisherTrack:
         lost = nack.poll(now, retry)
         self.jitter.set_rtt(retry, nack.reorder_delay)
         self._repair_keyframes(now)  # (after the releases and the NACK poll, which may want one)
-        send_pli = self.requester.poll(now)
         if self._table_dirty:
             self._push()
         else:
             self._set_hold()
         if self.addr is None or self.media_ssrc is None:
-            return out  # nothing has arrived yet: nothing to repair, no one to ask
+            return out  # nothing has arrived yet: nothing to repair, no one to ask (a request waits)
+        send_pli = self.requester.poll(now)
         if lost:
             self.counters["nacks_sent"] += 1
             self.rtt.on_nack(lost, now)
