@@ -14,8 +14,9 @@ Rules (DESIGN.md §2, "The L3 timeline"):
 2. Push. A packet whose ext_seq is already held is a duplicate (counted, ignored). A packet of a
    frame already released or dropped (its ext_seq is at or below the highest one finished, or its
    timestamp is one of the last `_FINISHED_MEMORY` finished frames) is late (counted, ignored);
-   so is a packet that arrives after its frame's release time when poll has not run yet, so
-   that what is released does not depend on when the caller polls. ext_seq must only grow
+   so is a packet that arrives after its frame's deadline (its release time, or with late repair
+   the later deadline of rule 6) when poll has not run yet, so that what is released does not
+   depend on when the caller polls. ext_seq must only grow
    along the stream: a publisher that restarts in a new sequence space needs a new buffer.
 3. Jitter. One sample per frame: the first packet to arrive of each frame, unless it is a
    retransmission. RFC 3550 §6.4.1 in seconds: D = (a_j - a_i) - (ts_j - ts_i) / clock_rate,
@@ -56,8 +57,21 @@ Rules (DESIGN.md §2, "The L3 timeline"):
    The chain starts broken (a decoder needs a keyframe first). A dropped frame raises
    keyframe_needed once per broken chain (`take_keyframe_needed()`); repeating the request is
    the KeyframeRequester's job (`waiting_for_keyframe` says the chain is still broken).
-   A frame is never released before an earlier one, and never held past its own release time:
-   an earlier frame's release time comes first, and there it is released or dropped.
+   Late repair (`late_repair`, video only; the node sets it): a due frame that is not ready
+   (incomplete, or whole after a hole) and could still go (the chain is whole, or it is or may be
+   a keyframe) waits for its repair until its *deadline*: its first packet's arrival +
+   max_delay, no later than the next frame's deadline (so a whole frame repaired late and
+   slotted in before a waiting one waits no longer than it). The frames after it wait behind it.
+   When it becomes ready (`next_timer` says so at once: its release time, past) it goes, with
+   the frames due after it, in one poll; its `Released.release_time` is when it went
+   (`frames_repaired_late`). At its deadline the cases above apply. The target covers the repair
+   a stream usually needs (rule 4); late repair spares the rare one that needs more a keyframe
+   round trip (some 9 frames lost to their dependency), at the cost of up to max_delay - target
+   of delay for the frames it holds, still the same instant for every player. While a frame
+   waits, `room` is 0 for it: the packet that makes it ready must come here.
+   A frame is never released before an earlier one, and never held past its deadline (its
+   release time without late repair): an earlier frame's comes first, and there it is released
+   or dropped.
 7. Memory. At most `max_frames` pending frames and `max_packets` pending packets: past either,
    the oldest pending frame is dropped (frames_dropped_overflow) and the chain is broken. The
    needed-delay bookkeeping holds the frames first seen in the last `max_delay` seconds (at
@@ -65,7 +79,7 @@ Rules (DESIGN.md §2, "The L3 timeline"):
    `delay_samples` keeps the last `_DELAY_SAMPLES` release delays (release_time - first_arrival)
    for the L3 buffer-delay histogram; `take_delay_samples()` drains them.
 8. Counters: packets, duplicates, packets_late, frames_released, frames_dropped_incomplete,
-   frames_dropped_dependency, frames_dropped_overflow, keyframes_needed.
+   frames_dropped_dependency, frames_dropped_overflow, keyframes_needed, frames_repaired_late.
 """
 
 from __future__ import annotations

@@ -130,3 +130,17 @@ def test_after_a_cut_the_estimate_does_not_climb_over_what_the_path_delivered_wh
             assert cc.estimate_bps <= capacity * 1.0001, t  # remembered for 30 s
     assert cc.capacity_bps(40.0) is None
     assert cc.estimate_bps > capacity  # then it may probe higher again
+
+
+def test_a_first_report_is_judged_from_the_players_first_packet() -> None:
+    cc = PlayerCongestion(start_bps=2_000_000)
+    send(cc, 1_000_000, 0.0, 1.0)
+    # numbering from 0: the player's highest is 99 and 30 never came, but the node sent 70 (the
+    # publisher lost the rest) and all 70 arrived: its first report already tells upstream loss
+    cc.on_receiver_report(block(99, lost=30, fraction=0.3), 1.0, packet_bytes=SIZE, packets_sent=70,
+                          start=(0, 0.0))
+    assert cc.counters["upstream_loss"] == 1 and cc.counters["decreases"] == 0 and cc.last_loss == 0.0
+    other = PlayerCongestion(start_bps=2_000_000)  # without its start: nothing to tell them apart
+    send(other, 1_000_000, 0.0, 1.0)
+    other.on_receiver_report(block(99, lost=30, fraction=0.3), 1.0, packet_bytes=SIZE, packets_sent=70)
+    assert other.counters["decreases"] == 1

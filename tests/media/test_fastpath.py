@@ -17,6 +17,7 @@ from sfu.media._fastpath_py import (
     EV_RTCP,
     EV_RTP,
     F_DROPPABLE,
+    F_DUPLICATE,
     F_FRAME_START,
     F_KEYFRAME,
     F_LATE,
@@ -133,6 +134,18 @@ def test_the_ring_keeps_packets_by_ext_seq_bounded_by_count_and_age(FastTrack):
     assert t.packet(50) is None and t.packet(178) is not None
     t.ingest(rtp(200 + 128 + 5), PUB, 2.2)  # a jump past the whole ring: nothing in it is near
     assert t.packet(200) is None and t.newest == 333
+
+
+def test_a_duplicate_is_flagged_and_the_first_copy_kept(FastTrack):
+    t = FastTrack("VP8")
+    t.ingest(rtp(10, payload=KEY), PUB, 1.0)
+    t.ingest(rtp(12), PUB, 1.1)
+    assert t.ingest(rtp(11), PUB, 1.2) == EV_RTP and t.last_flags & (F_LATE | F_DUPLICATE) == F_LATE  # late, new
+    assert t.ingest(rtp(11, payload=MIDDLE), PUB, 1.3) == EV_RTP  # again (a resend of what came)
+    assert t.last_ext == 11 and t.last_flags & (F_LATE | F_DUPLICATE) == F_LATE | F_DUPLICATE
+    assert t.packet(11) == StoredPacket(11, 1000, F_FRAME_START | F_LATE, 1.2, rtp(11))  # the first copy, its arrival
+    assert t.ingest(rtp(10), PUB, 1.4) == EV_RTP and t.last_flags & F_DUPLICATE
+    assert t.packet(10).arrival == 1.0
 
 
 def test_the_gop_runs_from_its_keyframe_to_the_newest_packet(FastTrack):
