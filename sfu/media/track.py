@@ -17,7 +17,8 @@ table's L3 players in one fan-out, after a gap in the timeline too: the fast pat
 numbering and the track logs it for their rewriters; into the L3 keyframe cache too); NACK what is missing; request
 a keyframe when the jitter buffer or the NACK generator needs one or a player asked, aggregated
 and rate-limited.
-A player that starts gets its mode's cached GOP at once, then follows live. The L3 timeline runs
+A player that starts gets its mode's cached GOP at once, then follows live (a GOP too long for the
+cache: its keyframe alone, then nothing until the next keyframe, asked for then). The L3 timeline runs
 while the track has L3 players; the first one seeds it from the ring's GOP, so it starts at once
 too.
 Held packets. While the track's players are all L3 players, the next packets of the newest frame
@@ -457,8 +458,9 @@ class PublisherTrack:
             p.skip_to(packet.ext_seq)
             data = p.packet(packet, self.spec.payload_type, self.spec.clock_rate)
             if data is not None:
-                p.sent(len(data), now)
                 out.append((0, data, p.addr))
+        if out and p.first_sent_at is None:
+            p.first_sent_at = now  # (the GOP is not in its path's send rate: noted, left alone)
         if out and p.play_at is not None:
             self.first_frames.append(("l3" if p.l3 else "rtc", now - p.play_at))
             p.play_at = None

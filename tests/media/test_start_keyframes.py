@@ -71,6 +71,18 @@ class Run:
         return [at for at, key, data, _ in self.out if key != 0 for p in parse_rtcp(data) if isinstance(p, Pli)]
 
 
+def join_then_next_keyframe(run: Run, l3: bool) -> None:
+    """A player joins now, on GOP 0 (too long for the cache): deltas 60-64, then a keyframe at 65.
+    Checks what it gets."""
+    join = run.now
+    del run.out[:]
+    run.play("late", LATE, l3)
+    run.frames(60, 64, set())
+    run.frames(65, 70, {65})
+    run.until(3.0)
+    check_keyframe_alone_then_next(run, join, 0, 65)
+
+
 def check_keyframe_alone_then_next(run: Run, join: float, shown_frame: int, next_keyframe: int) -> None:
     got = run.to(LATE)
     shown = [g for g in got if g[0] == join]
@@ -94,15 +106,9 @@ def test_a_gop_longer_than_the_cache_shows_its_keyframe_then_waits_for_the_next(
     run.play("first", EARLY, l3)  # an L3 player runs the timeline (its cache overflows); RTC: the ring's
     run.frames(0, 59, {0})
     run.until(2.0)
-    join = run.now
-    del run.out[:]
-    run.play("late", LATE, l3)
-    run.frames(60, 64, set())
-    run.frames(65, 70, {65})
-    run.until(3.0)
     if l3:
         assert run.track.l3_cache.counters["overflows"] >= 1
-    check_keyframe_alone_then_next(run, join, 0, 65)
+    join_then_next_keyframe(run, l3)
     early = sorted({ts for _, ts, _ in run.to(EARLY)})  # the player that was there goes on: every frame
     assert len(early) >= 71 - 60 and all(b - a == 3000 for a, b in zip(early, early[1:]))
 
@@ -110,13 +116,7 @@ def test_a_gop_longer_than_the_cache_shows_its_keyframe_then_waits_for_the_next(
 def test_an_l3_timeline_that_cannot_seed_shows_the_rings_keyframe() -> None:
     run = Run()
     run.frames(0, 59, {0})  # no player: the ring alone has the GOP, too long to seed the timeline
-    join = run.now
-    del run.out[:]
-    run.play("late", LATE, True)
-    run.frames(60, 64, set())
-    run.frames(65, 70, {65})
-    run.until(3.0)
-    check_keyframe_alone_then_next(run, join, 0, 65)
+    join_then_next_keyframe(run, True)
 
 
 def test_a_gop_that_fits_starts_the_player_whole() -> None:
