@@ -71,6 +71,20 @@ class L3Config:
 
     min_delay: float = 0.02  # the defaults are MediaSettings' (sfu/media/track.py)
     max_delay: float = 0.35  # with the uplink's and the player's, end-to-end under 400 ms
+    late_repair: bool = True  # a frame not whole at its release waits for its repair, up to max_delay
+
+
+@dataclass(frozen=True)
+class MediaConfig:
+    """[media]: each publisher track's retransmission history (the ring its players' NACKs, and the
+    RTC keyframe cache, read), the keyframe cache a new player starts from, and how often a
+    keyframe may be asked of a publisher. The defaults are MediaSettings' (sfu/media/track.py)."""
+
+    retransmission_packets: int = 4096  # a power of two, 128-32768 (half the 16-bit sequence space)
+    retransmission_age: float = 2.0  # seconds a packet stays there for a player's NACK
+    keyframe_cache_packets: int = 4096  # a GOP longer than this: a new player gets the keyframe alone
+    keyframe_cache_bytes: int = 6_144_000
+    keyframe_min_interval: float = 0.5  # seconds between keyframe requests to a publisher
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,7 @@ class Config:
     signalling: SignallingConfig = field(default_factory=SignallingConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     l3: L3Config = field(default_factory=L3Config)
+    media: MediaConfig = field(default_factory=MediaConfig)
 
     def app(self, app_id: int) -> AppConfig | None:
         for a in self.apps:
@@ -132,6 +147,8 @@ def _typed(section: str, cls: type, raw: Any) -> Any:
             raise ConfigError(f"{name}: expected a number, got {value!r}")
         if isinstance(default, str) and not isinstance(value, str):
             raise ConfigError(f"{name}: expected a string, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{name}: must be a finite number, got {value!r}")
         if isinstance(default, (int, float)) and not isinstance(default, bool) and value <= 0:
             raise ConfigError(f"{name}: must be > 0, got {value!r}")
         kwargs[key] = float(value) if isinstance(default, float) else value
@@ -144,11 +161,16 @@ def _l3(raw: Any) -> L3Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"[l3]: expected a table, got {type(raw).__name__}")
     known = {f.name for f in fields(L3Config)}
-    values: dict[str, float] = {}
+    values: dict[str, Any] = {}
     for key, value in raw.items():
         name = f"l3.{key}"
         if key not in known:
             raise ConfigError(f"{name}: unknown key (known: {', '.join(sorted(known))})")
+        if key == "late_repair":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{name}: expected true or false, got {value!r}")
+            values[key] = value
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{name}: expected a number of seconds, got {value!r}")
         if not math.isfinite(value):
@@ -164,6 +186,24 @@ def _l3(raw: Any) -> L3Config:
         raise ConfigError(f"l3.min_delay: must be <= l3.max_delay ({cfg.min_delay}"
                           f"{'' if 'min_delay' in values else unset} > {cfg.max_delay}"
                           f"{'' if 'max_delay' in values else unset})")
+    return cfg
+
+
+def _media(raw: Any, l3: L3Config) -> MediaConfig:
+    """[media]: numbers > 0 (_typed); the ring's size a power of two in 128-32768; the keyframe cache
+    within the ring (an RTC player's start is read from it); and the history kept longer than L3
+    holds a frame, so that an L3 player's NACK still finds what was released to it."""
+    cfg = _typed("media", MediaConfig, raw)
+    n = cfg.retransmission_packets
+    if n < 128 or n > 32768 or n & (n - 1):
+        raise ConfigError(f"media.retransmission_packets: must be a power of two from 128 to 32768, got {n}")
+    if cfg.keyframe_cache_packets > n:
+        raise ConfigError(f"media.keyframe_cache_packets: must be <= media.retransmission_packets "
+                          f"({cfg.keyframe_cache_packets} > {n}): an RTC player's first GOP is read from that history")
+    if cfg.retransmission_age <= l3.max_delay:
+        raise ConfigError(f"media.retransmission_age: must be above l3.max_delay ({cfg.retransmission_age} <= "
+                          f"{l3.max_delay}): an L3 player's NACK for a frame the timeline held that long must "
+                          f"still find its packets")
     return cfg
 
 
@@ -185,7 +225,7 @@ def _app(index: int, raw: Any) -> AppConfig:
 
 
 def config_from_dict(raw: dict[str, Any]) -> Config:
-    allowed = {"apps", "node", "session", "signalling", "metrics", "l3"}
+    allowed = {"apps", "node", "session", "signalling", "metrics", "l3", "media"}
     for key in raw:
         if key not in allowed:
             raise ConfigError(f"{key}: unknown top-level key (known: {', '.join(sorted(allowed))})")
@@ -204,7 +244,8 @@ def config_from_dict(raw: dict[str, Any]) -> Config:
         session=_typed("session", SessionConfig, raw.get("session", {})),
         signalling=_typed("signalling", SignallingConfig, raw.get("signalling", {})),
         metrics=_typed("metrics", MetricsConfig, raw.get("metrics", {})),
-        l3=_l3(raw.get("l3", {})),
+        l3=(l3 := _l3(raw.get("l3", {}))),
+        media=_media(raw.get("media", {}), l3),
     )
     if cfg.node.port > 65535:
         raise ConfigError(f"node.port: must be <= 65535, got {cfg.node.port}")

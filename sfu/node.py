@@ -23,8 +23,14 @@ log = logging.getLogger("sfu.node")
 
 
 def media_settings(config: Config) -> MediaSettings:
-    """The media plane's settings from the config ([l3]); the rest are MediaSettings' defaults."""
-    return MediaSettings(l3_min_delay=config.l3.min_delay, l3_max_delay=config.l3.max_delay)
+    """The media plane's settings from the config ([l3], [media]); the rest are MediaSettings' defaults."""
+    l3, media = config.l3, config.media
+    return MediaSettings(l3_min_delay=l3.min_delay, l3_max_delay=l3.max_delay, l3_late_repair=l3.late_repair,
+                         retransmission_packets=media.retransmission_packets,
+                         retransmission_age=media.retransmission_age,
+                         keyframe_cache_packets=media.keyframe_cache_packets,
+                         keyframe_cache_bytes=media.keyframe_cache_bytes,
+                         keyframe_min_interval=media.keyframe_min_interval)
 
 
 class Node:
