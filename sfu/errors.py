@@ -108,6 +108,8 @@ _TABLE: tuple[ErrorInfo, ...] = (
               "Name a stream this session plays."),
     ErrorInfo(1004005, "STREAM_PLAYER_LIMIT", "The stream has reached max_players_per_stream.",
               "Try later or raise the limit in the node's config."),
+    ErrorInfo(1004006, "PLAY_CODEC_MISMATCH", "The play asked for a codec that the stream is not published with (the node forwards, it does not transcode).",
+              "Ask for the stream's codec, or leave the codec out and take the one the answer's SDP names."),
 )
 
 
@@ -156,6 +158,7 @@ class ErrorCode(IntEnum):
     RESOURCE_MODE_UNSUPPORTED = 1004003
     NOT_PLAYING = 1004004
     STREAM_PLAYER_LIMIT = 1004005
+    PLAY_CODEC_MISMATCH = 1004006
 
 
 ERRORS: dict[int, ErrorInfo] = {info.code: info for info in _TABLE}

@@ -20,7 +20,7 @@ from aiohttp import web
 from sfu.enums import ResourceMode
 from sfu.errors import ErrorCode, SfuError
 from sfu.media.endpoint import parse_tracks
-from sfu.media.router import KINDS, TrackSpec
+from sfu.media.router import KINDS, CodecMismatch, TrackSpec
 from sfu.media.service import MediaService
 from sfu.room import RoomService
 from sfu.signalling.server import SignallingServer
@@ -30,7 +30,7 @@ log = logging.getLogger("sfu.http_api")
 STATUS = {
     ErrorCode.UNAUTHORIZED: 401, ErrorCode.TOKEN_INVALID: 401, ErrorCode.APP_ID_INVALID: 401,
     ErrorCode.PUBLISH_PRIVILEGE_DENIED: 403,
-    ErrorCode.STREAM_ID_IN_USE: 409,
+    ErrorCode.STREAM_ID_IN_USE: 409, ErrorCode.PLAY_CODEC_MISMATCH: 409,
     ErrorCode.SESSION_NOT_FOUND: 404,
     ErrorCode.ROOM_USER_LIMIT: 429, ErrorCode.APP_ROOM_LIMIT: 429, ErrorCode.ROOM_STREAM_LIMIT: 429,
     ErrorCode.STREAM_PLAYER_LIMIT: 429,
@@ -93,6 +93,7 @@ class HttpApi:
         self.keepalive_interval = keepalive_interval
         self.sessions: dict[str, HttpSession] = {}
         self._task: asyncio.Task | None = None
+        media.codec_mismatch_listeners.append(self._codec_mismatch)
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/api/v1/publish", self.publish)
@@ -179,11 +180,13 @@ class HttpApi:
             conn = self._login(token, body, now)
             self.service.play(conn, stream_id, int(mode), now)
             live = {spec.kind: spec for _, spec in self.media.router.publisher_tracks(body["app_id"], stream_id)}
-            specs = {kind: live.get(kind) or w["spec"] for kind, w in wanted.items()}
+            specs = {kind: self._play_spec(stream_id, w, live.get(kind)) for kind, w in wanted.items()}
+            # the SDP names a codec per track: the player takes no other (a later publisher's of
+            # another codec ends the session: _codec_mismatch)
             self.media.play(body["app_id"], stream_id, self.service.session_id_of(conn),
                             addrs={kind: w["addr"] for kind, w in wanted.items()},
                             payload_types={kind: spec.payload_type for kind, spec in specs.items()},
-                            l3=mode is ResourceMode.ONLY_L3)
+                            l3=mode is ResourceMode.ONLY_L3, codecs={kind: spec.codec for kind, spec in specs.items()})
             session = self._register(conn, body, "play", now)
         except SfuError as e:
             if conn is not None:
@@ -215,8 +218,39 @@ class HttpApi:
             if "codec" in t or "payload_type" in t:
                 (spec,) = parse_tracks([{"kind": kind, "codec": t.get("codec", spec.codec),
                                          "payload_type": t.get("payload_type", spec.payload_type)}])
-            out[kind] = {"addr": (host, port), "spec": spec}
+            out[kind] = {"addr": (host, port), "spec": spec, "codec": "codec" in t, "payload_type": "payload_type" in t}
         return out
+
+    @staticmethod
+    def _play_spec(stream_id: str, wanted: dict, live: TrackSpec | None) -> TrackSpec:
+        """What a play track's SDP names: before the stream is published, what it asked for (or the
+        defaults); after, the stream's codec (a different one asked for is refused: the node does
+        not transcode) with the payload type it asked for, or the publisher's."""
+        spec = wanted["spec"]
+        if live is None:
+            return spec
+        if wanted["codec"] and spec.codec != live.codec:
+            raise SfuError(ErrorCode.PLAY_CODEC_MISMATCH,
+                           f"stream {stream_id!r} is published with {live.kind} codec {live.codec}; "
+                           f"the play asked for {spec.codec}")
+        return TrackSpec(live.kind, live.codec, spec.payload_type if wanted["payload_type"] else live.payload_type)
+
+    def _codec_mismatch(self, m: CodecMismatch) -> None:
+        """A new publisher of a stream this HTTP play session waited for, with another codec than the
+        session's SDP names: the session ends (right after the publish), as DELETE would end it."""
+        session = self.sessions.get(m.session_id)
+        if session is None or session.kind != "play":
+            return
+        log.warning("HTTP play session %s ended: stream %r is published with %s codec %s, its SDP names %s",
+                    m.session_id, m.stream_id, m.kind, m.published, m.expected)
+        asyncio.get_running_loop().call_soon(self._end_session, m.session_id)
+
+    def _end_session(self, session_id: str) -> None:
+        session = self.sessions.pop(session_id, None)
+        if session is None or self.service.session_id_of(session.conn_id) != session_id:
+            return
+        self._end(session.conn_id, asyncio.get_running_loop().time())
+        self.signalling.pump()
 
     async def delete(self, request: web.Request) -> web.Response:
         now = asyncio.get_running_loop().time()

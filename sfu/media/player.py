@@ -35,6 +35,7 @@ class PlayerTrack:
     l3: bool
     addr: Addr | None = None
     payload_type: int | None = None  # None: the publisher's
+    codec: str | None = None  # the only codec it takes (its SDP named it: the HTTP API); None: any
     rewriter: SeqRewriter = field(default_factory=SeqRewriter)
     epoch: int = -1  # the publisher track epoch it follows
     started: bool = False  # has had its first frame (the cached GOP or a live keyframe)

@@ -16,6 +16,9 @@ Rules:
   estimate, and its latency budget (sfu/media/budget.py) decides per frame what it is sent: it
   drops frames nothing depends on first, then skips to the next keyframe, audio last. Anything else on the shared socket is dropped
   (`unknown_ssrc`).
+- A player track may expect a codec (`add_player(codecs=)`: an HTTP player's SDP named it before
+  the stream was published). It is never given a publisher track of another codec: it stays
+  detached, and the pair is reported once (`take_codec_mismatches()`) for its owner to end.
 - Datagrams that do not parse are dropped (`malformed`). Nothing raises on bad input.
 - Outputs are (socket key to send from, datagram, destination); `next_timer()`/`on_timer(now)`
   drive the L3 releases, NACKs and keyframe requests. `next_timer()` is the earliest of the
@@ -44,7 +47,23 @@ SHARED = 0  # the key of the shared socket; publisher tracks have keys >= 1
 KINDS = ("audio", "video")
 DEFAULT_TRACKS = (TrackSpec("audio", "opus", 111), TrackSpec("video", "VP8", 96))
 
-__all__ = ["DEFAULT_TRACKS", "KINDS", "SHARED", "Addr", "MediaSettings", "Router", "TrackSpec"]
+__all__ = ["DEFAULT_TRACKS", "KINDS", "SHARED", "Addr", "CodecMismatch", "MediaSettings", "Router", "TrackSpec"]
+
+
+@dataclass(frozen=True, slots=True)
+class CodecMismatch:
+    """A player track that expects one codec, and the stream's publisher track of that kind has another."""
+
+    app_id: int
+    stream_id: str
+    session_id: str
+    kind: str
+    expected: str
+    published: str
+
+
+def _takes(player: PlayerTrack, spec: TrackSpec) -> bool:
+    return player.codec is None or player.codec == spec.codec
 
 
 @dataclass(slots=True)
@@ -70,6 +89,7 @@ class Router:
         self._timers: dict[int, float] = {}  # track id -> its next_timer() when last asked (None: left out)
         self._touched: set[int] = set()  # tracks called into since: their next_timer() may have moved
         self._heap: list[tuple[float, int]] = []  # (deadline, track id): each of _timers, and stale entries
+        self._mismatches: list[CodecMismatch] = []
 
     @property
     def counters(self) -> dict[str, int]:
@@ -104,10 +124,23 @@ class Router:
             stream.tracks[spec.kind] = track
             ids.append(track.track_id)
             self._touch(track)
-            for kinds_of in stream.players.values():
+            for session_id, kinds_of in stream.players.items():
                 if spec.kind in kinds_of:
-                    track.attach(kinds_of[spec.kind])
+                    self._attach(key, session_id, track, kinds_of[spec.kind])
         return ids
+
+    def _attach(self, key: tuple[int, str], session_id: str, track: PublisherTrack, player: PlayerTrack) -> None:
+        if _takes(player, track.spec):
+            track.attach(player)
+        else:
+            self._mismatches.append(CodecMismatch(key[0], key[1], session_id, player.kind, player.codec or "",
+                                                  track.spec.codec))
+
+    def take_codec_mismatches(self) -> list[CodecMismatch]:
+        """The player tracks left detached since the last call, because their stream's publisher track
+        has another codec than they expect (module rules)."""
+        out, self._mismatches = self._mismatches, []
+        return out
 
     def publisher_tracks(self, app_id: int, stream_id: str) -> list[tuple[int, TrackSpec]]:
         stream = self._streams.get((app_id, stream_id))
@@ -115,10 +148,11 @@ class Router:
 
     def add_player(self, app_id: int, stream_id: str, session_id: str, addrs: dict[str, Addr] | None = None,
                    payload_types: dict[str, int] | None = None, *, l3: bool = False,
-                   now: float = 0.0) -> tuple[dict[str, int], list[Out]]:
+                   now: float = 0.0, codecs: dict[str, str] | None = None) -> tuple[dict[str, int], list[Out]]:
         """A player's tracks (one per kind): kind -> the SSRC it receives with, and what to send at once.
 
-        `payload_types` maps a kind to the payload type the player expects (default: the publisher's).
+        `payload_types` maps a kind to the payload type the player expects (default: the publisher's);
+        `codecs` a kind to the codec it takes (default: any; module rules), set when its tracks are made.
         """
         key = (app_id, stream_id)
         stream = self._streams.setdefault(key, _Stream())
@@ -127,21 +161,22 @@ class Router:
             tracks = stream.players[session_id] = {}
             path = PlayerPath()
             for kind in KINDS:
-                pt = tracks[kind] = PlayerTrack(kind, self._assign(), l3, path=path)
+                pt = tracks[kind] = PlayerTrack(kind, self._assign(), l3, path=path, codec=(codecs or {}).get(kind))
                 if kind in stream.tracks:  # a stream being published: its first frame is timed
                     pt.play_at = now
                 self._player_ssrcs[pt.ssrc] = (pt, key)
                 if kind in stream.tracks:
                     self._touch(stream.tracks[kind])
-                    stream.tracks[kind].attach(pt)
+                    self._attach(key, session_id, stream.tracks[kind], pt)
         out: list[Out] = []
         for kind, pt in (payload_types or {}).items():
             tracks[kind].payload_type = pt
         for kind, addr in (addrs or {}).items():
             tracks[kind].addr = addr
-            if kind in stream.tracks:
-                self._touch(stream.tracks[kind])
-                out += stream.tracks[kind].start_player(tracks[kind], now)
+            track = self._track_of(tracks[kind], key)
+            if track is not None:
+                self._touch(track)
+                out += track.start_player(tracks[kind], now)
         return {kind: p.ssrc for kind, p in tracks.items()}, self._count(out)
 
     def end_stream(self, app_id: int, stream_id: str) -> list[int]:
@@ -404,9 +439,11 @@ class Router:
         return track.start_player(player, now)
 
     def _track_of(self, player: PlayerTrack, key) -> PublisherTrack | None:
-        """The publisher track a player (of the stream `key`) plays, if the stream has it now."""
+        """The publisher track a player (of the stream `key`) plays, if the stream has it now (of a codec
+        the player takes)."""
         stream = self._streams.get(key)
-        return stream.tracks.get(player.kind) if stream else None
+        track = stream.tracks.get(player.kind) if stream else None
+        return track if track is not None and _takes(player, track.spec) else None
 
     def _touch(self, track: PublisherTrack) -> None:
         """The track is being called into: its next_timer() is asked again at the next next_timer()."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sfu.media.endpoint import MediaEndpoint
-from sfu.media.router import Addr, Router, TrackSpec
+from sfu.media.router import Addr, CodecMismatch, Router, TrackSpec
 
 
 class MediaService:
@@ -11,6 +13,9 @@ class MediaService:
         self.router = router
         self.endpoint = endpoint
         self._ports: dict[int, int] = {}  # publisher track id -> port
+        # told of each player track a new publisher left detached (its codec is not the one the
+        # player expects: Router rules), once, after the publish: the HTTP API ends such sessions
+        self.codec_mismatch_listeners: list[Callable[[CodecMismatch], None]] = []
 
     @property
     def host(self) -> str:
@@ -28,14 +33,17 @@ class MediaService:
                 raise
             existing = self.router.publisher_tracks(app_id, stream_id)
             self.endpoint.send([])  # re-arm the timer for the new tracks
+            for mismatch in self.router.take_codec_mismatches():
+                for listener in self.codec_mismatch_listeners:
+                    listener(mismatch)
         return {"host": self.host, "tracks": [
             {"kind": spec.kind, "codec": spec.codec, "payload_type": spec.payload_type, "port": self._ports[tid]}
             for tid, spec in existing]}
 
     def play(self, app_id: int, stream_id: str, session_id: str, addrs: dict[str, Addr] | None = None,
-             payload_types: dict[str, int] | None = None, *, l3: bool) -> dict:
+             payload_types: dict[str, int] | None = None, *, l3: bool, codecs: dict[str, str] | None = None) -> dict:
         ssrcs, out = self.router.add_player(app_id, stream_id, session_id, addrs, payload_types, l3=l3,
-                                            now=self.endpoint.clock())
+                                            now=self.endpoint.clock(), codecs=codecs)
         self.endpoint.send(out)
         live = {spec.kind: spec for _, spec in self.router.publisher_tracks(app_id, stream_id)}
         tracks = []

@@ -204,7 +204,8 @@ class PublisherTrack:
                     continue
                 if not p.started:
                     out += self._start(p, now)
-                    continue
+                    if self.video or not p.started:
+                        continue  # (audio goes live with this packet)
                 if not p.admit(packet, now):
                     continue
                 data_out = p.packet(packet, pt, self.spec.clock_rate)
@@ -573,7 +574,8 @@ class PublisherTrack:
                 continue
             if not p.started:
                 out += self._start(p, now)
-                continue
+                if self.video or not p.started:
+                    continue  # (audio goes live with this frame)
             if not p.admit_frame(frame, now):
                 continue  # the next frame it gets closes the gap in its numbering
             p.skip_to(frame.first_ext_seq)

@@ -1,6 +1,7 @@
 """The HTTP API for stock RTP tools: auth, errors with the table's codes, lifecycle, SDP."""
 
 import asyncio
+import socket
 import time
 
 import aiohttp
@@ -8,6 +9,7 @@ import pytest
 
 from sfu.errors import ErrorCode
 from tests.conftest import APP_ID, make_token
+from tests.media.rtp import fields, rtp
 
 VP8 = {"kind": "video", "codec": "VP8", "payload_type": 96}
 OPUS = {"kind": "audio", "codec": "opus", "payload_type": 111}
@@ -142,3 +144,88 @@ async def test_kicked_http_session_is_forgotten(node, http, connect):
     assert pub["session_id"] not in node.http_api.sessions
     status, err = await call(http, node, f"/api/v1/sessions/{pub['session_id']}", method="DELETE")
     assert status == 404
+
+
+class _Socket(asyncio.DatagramProtocol):
+    """A player's UDP port: what the node sends it."""
+
+    def __init__(self) -> None:
+        self.packets: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def datagram_received(self, data, addr) -> None:
+        self.packets.put_nowait(data)
+
+
+async def _udp(factory=_Socket):
+    transport, proto = await asyncio.get_running_loop().create_datagram_endpoint(
+        factory, local_addr=("127.0.0.1", 0), family=socket.AF_INET)
+    return transport, proto
+
+
+def _video(host_port, **extra):
+    return {"kind": "video", "host": "127.0.0.1", "port": host_port, **extra}
+
+
+async def test_play_asking_another_codec_than_the_live_one_is_refused(node, http):
+    await call(http, node, "/api/v1/publish", "cam", body("cam", tracks=[{"kind": "video", "codec": "H264",
+                                                                          "payload_type": 102}]))
+    users = node.service.gauges()[APP_ID]["users"]
+    status, err = await call(http, node, "/api/v1/play", "viewer", body(
+        "viewer", mode="rtc", tracks=[_video(47040, codec="VP8")]))
+    assert (status, err["code"], err["name"]) == (409, ErrorCode.PLAY_CODEC_MISMATCH, "PLAY_CODEC_MISMATCH")
+    assert "H264" in err["message"] and "VP8" in err["message"]
+    assert node.service.gauges()[APP_ID]["users"] == users  # nothing left behind
+    status, play = await call(http, node, "/api/v1/play", "viewer", body(
+        "viewer", mode="rtc", tracks=[_video(47040, codec="h264")]))  # (names are case-insensitive)
+    assert status == 201 and "a=rtpmap:102 H264/90000" in play["sdp"]
+
+
+async def test_a_live_stream_is_played_with_the_payload_type_asked_for(node, http):
+    _, pub = await call(http, node, "/api/v1/publish", "cam", body("cam", tracks=[VP8]))
+    transport, player = await _udp()
+    port = transport.get_extra_info("sockname")[1]
+    status, play = await call(http, node, "/api/v1/play", "viewer", body(
+        "viewer", mode="rtc", tracks=[_video(port, payload_type=100)]))
+    assert status == 201
+    assert f"m=video {port} RTP/AVP 100" in play["sdp"] and "a=rtpmap:100 VP8/90000" in play["sdp"]
+    sender, _ = await _udp(asyncio.DatagramProtocol)
+    sender.sendto(rtp(1, 3000, 0xCAFE), ("127.0.0.1", pub["tracks"][0]["port"]))
+    data = await asyncio.wait_for(player.packets.get(), 5)
+    assert fields(data)[0] == 100
+    sender.close()
+    transport.close()
+
+
+async def test_an_early_play_ends_when_the_stream_comes_with_another_codec(node, http, connect):
+    """Its SDP named VP8 (the default) before the stream was published: H264 under that SDP would
+    be garbage to its player, so the session ends instead (as DELETE would end it), while an early
+    player that asked for H264 plays."""
+    watcher = await connect(node)
+    await watcher.login("room1", "watcher", is_user_status_notify=True)
+    socks = [await _udp() for _ in range(2)]
+    ports = [t.get_extra_info("sockname")[1] for t, _ in socks]
+    _, vp8 = await call(http, node, "/api/v1/play", "vp8-viewer", body("vp8-viewer", mode="l3",
+                                                                        tracks=[_video(ports[0])]))
+    _, h264 = await call(http, node, "/api/v1/play", "h264-viewer", body(
+        "h264-viewer", mode="rtc", tracks=[_video(ports[1], codec="H264", payload_type=102)]))
+    assert "a=rtpmap:96 VP8/90000" in vp8["sdp"] and "a=rtpmap:102 H264/90000" in h264["sdp"]
+    _, pub = await call(http, node, "/api/v1/publish", "cam", body("cam", tracks=[{"kind": "video", "codec": "H264",
+                                                                                   "payload_type": 102}]))
+    while True:  # the room sees the VP8 player leave
+        update = await watcher.next_event("room_user_update")
+        if update["update_type"] == 1:
+            assert [u["user_id"] for u in update["users"]] == ["vp8-viewer"]
+            break
+    status, err = await call(http, node, f"/api/v1/sessions/{vp8['session_id']}", method="DELETE")
+    assert (status, err["code"]) == (404, ErrorCode.SESSION_NOT_FOUND)
+    sender, _ = await _udp(asyncio.DatagramProtocol)
+    for seq in range(3):
+        sender.sendto(rtp(seq, 3000 * seq, 0xCAFE, bytes([0x65, 0x88, 0x84, 0x00]), pt=102),
+                      ("127.0.0.1", pub["tracks"][0]["port"]))
+        data = await asyncio.wait_for(socks[1][1].packets.get(), 5)  # the H264 player gets each...
+        assert fields(data)[:2] == (102, seq)
+    assert socks[0][1].packets.empty()  # ...and the VP8 one nothing
+    assert node.service.gauges()[APP_ID]["players_l3"] == 0
+    sender.close()
+    for t, _ in socks:
+        t.close()

@@ -128,6 +128,18 @@ def test_l3_players_get_each_frame_at_the_same_instant_after_the_target_delay(ro
         assert 0.02 <= times[P1] - sent_at[ts] <= 0.5  # the target delay, within its bounds
 
 
+def test_an_audio_player_goes_live_with_the_packet_that_starts_it(router):
+    """Audio has no keyframe to wait for: a player waiting for the stream (or for a new publisher)
+    gets the first packet (it used to get the second: the first only started it)."""
+    router.add_player(1, "s1", "rtc", {"audio": P1})
+    router.add_player(1, "s1", "l3", {"audio": P2}, l3=True)
+    (audio,) = router.add_publisher(1, "s1", (TrackSpec("audio", "opus", 111),))
+    out = router.on_datagram(audio, rtp(500, 48000, 7, b"\xfc\x01", pt=111), PUB, 0.0)
+    assert [(addr, fields(d)[:3]) for key, d, addr in out if key == SHARED] == [(P1, (111, 0, 48000))]
+    out = run_timers(router, 1.0)
+    assert [(addr, fields(d)[:3]) for key, d, addr in out if key == SHARED] == [(P2, (111, 0, 48000))]
+
+
 def test_l3_repairs_a_loss_before_release(router):
     (video,) = router.add_publisher(1, "s1", VIDEO_ONLY)
     router.add_player(1, "s1", "l3", {"video": P1}, l3=True)
