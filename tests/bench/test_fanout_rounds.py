@@ -6,7 +6,6 @@ the step runner is replaced by one that records what it was asked to run and ans
 """
 
 import signal
-import subprocess
 import sys
 import types
 from pathlib import Path

@@ -4,8 +4,6 @@ players, RTC and L3, on a virtual clock; tests/media/test_l3_under_loss.py's sce
 
 import random
 
-import pytest
-
 from sfu.media import _fastpath_c, _fastpath_py, router, track
 from tests.media.recording import record_outputs
 from tests.media.test_l3_under_loss import run
