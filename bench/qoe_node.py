@@ -36,7 +36,7 @@ def media_stats(router) -> dict:
         j = t.jitter
         entry = {
             "kind": t.spec.kind, "counters": dict(t.counters), "jitter_buffer": dict(j.counters),
-            "target_delay_s": j.target_delay, "jitter_s": j.jitter, "rtt_s": j.rtt,
+            "target_delay_s": j.target_delay, "release_target_s": j.release_target, "jitter_s": j.jitter, "rtt_s": j.rtt,
             "release_delay_s": _quantiles(j.take_delay_samples()),
             "nack": dict(t.nack.counters), "keyframe_requests": dict(t.requester.counters),
             "keyframe_request_reasons": dict(t.requester.reasons),

@@ -173,12 +173,13 @@ class SfuCollector:
         yield players
         packets = CounterMetricFamily("sfu_stream_rtp_packets_received", "RTP packets received from one "
                                       "stream's publisher track.", labels=["app_id", "stream_id", "kind"])
-        target = GaugeMetricFamily("sfu_stream_l3_target_delay_seconds", "The L3 jitter buffer's target delay "
-                                   "for one stream's track.", labels=["app_id", "stream_id", "kind"])
+        target = GaugeMetricFamily("sfu_stream_l3_target_delay_seconds", "The target delay one stream's track's "
+                                   "L3 frames are released with: the stream's (the highest of its tracks' own).",
+                                   labels=["app_id", "stream_id", "kind"])
         for track in sorted(self.router.tracks(), key=lambda t: (t.key, t.spec.kind)):
             labels = [str(track.key[0]), track.key[1], track.spec.kind]
             packets.add_metric(labels, track.counters["packets"])
-            target.add_metric(labels, track.jitter.target_delay)
+            target.add_metric(labels, track.jitter.release_target)
         yield packets
         yield target
 

@@ -23,7 +23,7 @@ Rules (DESIGN.md §2, "The L3 timeline"):
    J += (|D| - J) / 16. A |D| of `_DISCONTINUITY` (1 s) or more is a restart or timestamp jump,
    not jitter: it only moves the reference (`interarrival_jitter`, which the FastTrack also uses
    over every packet, for the NACK reorder delay).
-4. Target delay. desired = clamp(jitter_factor * J + repair + margin, min_delay, max_delay),
+4. Target delay (the track's own). desired = clamp(jitter_factor * J + repair + margin, min_delay, max_delay),
    margin 10 ms, where repair = wait + repair_rounds * rtt with rtt_allowance (else 0), from
    `set_rtt(rtt, wait)`: rtt is how long a NACK's answer may take (never below `rtt_floor`, 0 by
    default), wait how long a gap waits before its first NACK; both 0 until `set_rtt`. With
@@ -39,12 +39,27 @@ Rules (DESIGN.md §2, "The L3 timeline"):
    q-quantile of the last `repair_window` frames' needed delays + margin (within the bounds): the
    target then leaves room for the NACK round trips (and retries) this path really takes, not
    for a guess, and a frame falls outside it only about 1 - q of the time.
-5. Release time, fixed when a frame is first seen: first_arrival + target. It is then clamped
-   between the release times of its neighbours in sequence order, so release times never
-   decrease along the stream; the clamp only acts on a frame first seen after a later one (a
-   whole frame reordered, or lost and retransmitted), whose release time becomes the next
-   frame's. (Because the target falls slower than time passes, frames seen in order need no
-   clamp.) All L3 players read this one timeline: that is the sync.
+   The stream's target (DESIGN §2: a frame is released at its first packet's arrival plus "the
+   stream's target delay"): the buffers of one stream's tracks share a `StreamTarget`, and each
+   releases with the highest of their own targets, as each last stated it (when it last saw a new
+   frame) within the last `StreamTarget.memory` seconds. So audio, whose own target is short (one
+   packet a frame, nothing to wait for), is held as long as the video it goes with, and frames
+   captured together leave together: an L3 player gets them in lip sync, whatever its own
+   buffering. A fall of the stream's target (a track that stopped is forgotten) follows the same
+   `decay` as the own target's.
+5. Release time, fixed when a frame is first seen: first_arrival + target. A frame first seen
+   after a later one (a whole frame reordered, or lost and retransmitted), or whose first packet
+   is a retransmission, is released no later than its *slot*: the release time of the frame
+   before it in sequence order (the last finished one if none is pending) plus the RTP
+   timestamp step between them (when that step is between 0 and `_DISCONTINUITY`): the time it
+   would have had had it come on time (its first arrival was the lost original's, or a reorder).
+   A repaired frame then goes where it belongs, not with the next frame (a burst of lost audio
+   went out in one bunch, up to a burst's length after the video captured with it). The release
+   time is then clamped between the release times of its neighbours in sequence order, so
+   release times never decrease along the stream. (Because the target falls slower than time
+   passes, frames seen in order need no clamp.) A frame is never due before it was first seen:
+   one whose slot is past (and so its next frame's release time, if that is earlier) is due at
+   its first arrival, at once. All L3 players read this one timeline: that is the sync.
 6. Poll. `poll(now)` takes the frames due (release time <= now) in order. Audio: a complete frame
    is released, an incomplete one dropped alone. Video, per due frame:
    - complete, but not starting where the previous finished frame ended (a whole frame lost
@@ -105,6 +120,30 @@ class _Lateness:
     def __init__(self, first: float) -> None:
         self.first = self.latest = first
         self.seqs: set[int] = set()
+
+
+class StreamTarget:
+    """The target delay one stream's jitter buffers share (rule 4): the highest of their own targets,
+    each as its buffer last stated it, forgotten `memory` seconds after that (a track that stopped
+    sending does not hold the others)."""
+
+    def __init__(self, memory: float = 2.0) -> None:
+        self.memory = memory
+        self._own: dict[int, tuple[float, float]] = {}  # member -> (its own target, when stated)
+
+    def state(self, member: int, target: float, now: float) -> float:
+        """`member`'s own target at `now`; returns the stream's."""
+        self._own[member] = (target, now)
+        best = target
+        for m, (t, at) in list(self._own.items()):
+            if now - at > self.memory:
+                del self._own[m]
+            elif t > best:
+                best = t
+        return best
+
+    def leave(self, member: int) -> None:
+        self._own.pop(member, None)
 
 
 @dataclass(slots=True, frozen=True)
@@ -177,7 +216,7 @@ class JitterBuffer:
                  margin: float = 0.010, decay: float = 0.020,
                  max_frames: int = 256, max_packets: int = 4096, repair_quantile: float | None = None,
                  repair_window: int = 300, repair_min_frames: int = 30, rtt_floor: float = 0.0,
-                 repair_rounds: int = 1, late_repair: bool = False) -> None:
+                 repair_rounds: int = 1, late_repair: bool = False, stream: StreamTarget | None = None) -> None:
         if clock_rate <= 0 or not 0 <= min_delay <= max_delay:
             raise ValueError("need clock_rate > 0 and 0 <= min_delay <= max_delay")
         if repair_quantile is not None and not 0 < repair_quantile <= 1:
@@ -205,6 +244,8 @@ class JitterBuffer:
         self._needed_sorted: list[float] = []  # the same values, ascending: the quantile without a sort
         self._target: float | None = None
         self._target_at = 0.0  # `now` of the last target update
+        self.stream = stream  # shared with the stream's other tracks (rule 4), or None
+        self._release_target: float | None = None  # what new frames get: the stream's (or the own) target
         self._last_sample: tuple[float, int] | None = None  # (arrival, timestamp)
         self._frames: dict[int, _Pending] = {}  # pending, by RTP timestamp
         self._order: list[_Pending] = []  # the same, by sequence order
@@ -216,6 +257,7 @@ class JitterBuffer:
         self._finished: deque[int] = deque()
         self._finished_set: set[int] = set()
         self._last_release = float("-inf")
+        self._last_ts: int | None = None  # the RTP timestamp of the frame finished last (the latest release)
         self._waiting = not audio  # the dependency chain is broken until a keyframe
         self._requested = False  # keyframe_needed already raised for this break
         self._keyframe_needed = False
@@ -235,7 +277,10 @@ class JitterBuffer:
                       margin=self.margin, decay=self.decay, max_frames=self.max_frames,
                       max_packets=self.max_packets, repair_quantile=self.repair_quantile,
                       repair_window=self.needed_delays.maxlen, repair_min_frames=self.repair_min_frames,
-                      rtt_floor=self.rtt_floor, repair_rounds=self.repair_rounds, late_repair=self.late_repair)
+                      rtt_floor=self.rtt_floor, repair_rounds=self.repair_rounds, late_repair=self.late_repair,
+                      stream=self.stream)
+        if self.stream is not None:
+            self.stream.leave(id(self))
         self.counters, self.delay_samples, self.rtt, self.wait = counters, samples, rtt, wait
 
     def set_rtt(self, rtt: float, wait: float = 0.0) -> None:
@@ -279,9 +324,16 @@ class JitterBuffer:
         i = len(order) if not order or packet.ext_seq > order[-1].order else \
             bisect_right(order, packet.ext_seq, key=_order_of)
         release = packet.arrival + target
-        if i < len(self._order):
-            release = min(release, self._order[i].release_time)
-        release = max(release, self._order[i - 1].release_time if i else self._last_release)
+        if i < len(order) or packet.is_retransmission:  # rule 5: no later than its slot on the timeline
+            prev_release, prev_ts = (order[i - 1].release_time, order[i - 1].timestamp) if i else \
+                (self._last_release, self._last_ts)
+            if prev_ts is not None:
+                step = ((packet.timestamp - prev_ts + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+                if 0 < step < self.clock_rate * _DISCONTINUITY:
+                    release = min(release, prev_release + step / self.clock_rate)
+        if i < len(order):
+            release = min(release, order[i].release_time)
+        release = max(release, order[i - 1].release_time if i else self._last_release, packet.arrival)
         deadline = release
         if self.late_repair:  # rule 6: no later than the frame after it may wait
             deadline = max(release, min(packet.arrival + self.max_delay,
@@ -339,20 +391,33 @@ class JitterBuffer:
         return min(max(desired, self.min_delay), self.max_delay)
 
     def _update_target(self, now: float) -> float:
+        """The own target afresh, and the one a new frame gets (the stream's: rule 4)."""
         desired = self._desired()
+        last_at, self._target_at = self._target_at, now
         if self._target is None or desired >= self._target:
             self._target = desired
         else:
-            self._target = max(desired, self._target - self.decay * max(0.0, now - self._target_at))
-        self._target_at = now
-        return self._target
+            self._target = max(desired, self._target - self.decay * max(0.0, now - last_at))
+        if self.stream is None:
+            return self._target
+        shared = self.stream.state(id(self), self._target, now)
+        last = self._release_target
+        if last is not None and shared < last:
+            shared = max(shared, last - self.decay * max(0.0, now - last_at))
+        self._release_target = shared
+        return shared
 
     # -- outputs ------------------------------------------------------------------------------
 
     @property
     def target_delay(self) -> float:
-        """The target delay as last computed (when the newest frame was first seen)."""
+        """The track's own target delay as last computed (when the newest frame was first seen)."""
         return self._desired() if self._target is None else self._target
+
+    @property
+    def release_target(self) -> float:
+        """The target its newest frame was released with: the stream's (rule 4), without a stream its own."""
+        return self.target_delay if self._release_target is None else self._release_target
 
     @property
     def waiting_for_keyframe(self) -> bool:
@@ -447,7 +512,8 @@ class JitterBuffer:
             self._finished_set.discard(self._finished.popleft())
         self._finished.append(f.timestamp)
         self._finished_set.add(f.timestamp)
-        self._last_release = max(self._last_release, f.release_time)
+        if f.release_time >= self._last_release:
+            self._last_release, self._last_ts = f.release_time, f.timestamp
 
     def take_keyframe_needed(self) -> bool:
         needed, self._keyframe_needed = self._keyframe_needed, False

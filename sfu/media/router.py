@@ -37,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sfu.media.fastpath import EV_AGAIN, EV_NONE, EV_RTP
+from sfu.media.jitter import StreamTarget
 from sfu.media.player import Addr, PlayerPath, PlayerTrack
 from sfu.media.totals import MediaTotals
 from sfu.media.track import MediaSettings, Out, PublisherTrack, TrackSpec
@@ -117,8 +118,9 @@ class Router:
             raise ValueError(f"tracks must be at most one audio and one video, got {kinds}")
         self._epochs += 1
         ids = []
+        shared = StreamTarget()  # one L3 target delay for the stream's tracks: they leave in lip sync
         for spec in specs:
-            track = PublisherTrack(self._next_track, key, spec, self._epochs, self._assign(), self.settings)
+            track = PublisherTrack(self._next_track, key, spec, self._epochs, self._assign(), self.settings, shared)
             self._next_track += 1
             self._tracks[track.track_id] = track
             stream.tracks[spec.kind] = track

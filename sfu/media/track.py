@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from sfu.media.codecs import Codec
 from sfu.media.fastpath import GATE_CLOSED, GATE_NONE, GATE_OPEN, F_DROPPABLE, F_DUPLICATE, F_FRAME_START, F_KEYFRAME, F_LATE, F_MARKER, MODE_L3, \
     MODE_RTC, FastTrack
-from sfu.media.jitter import JitterBuffer
+from sfu.media.jitter import JitterBuffer, StreamTarget
 from sfu.media.keyframe_cache import KeyframeCache
 from sfu.media.keyframe_request import KeyframeRequester
 from sfu.media.nack import NackGenerator
@@ -91,7 +91,7 @@ class MediaSettings:
 
 class PublisherTrack:
     def __init__(self, track_id: int, key: tuple[int, str], spec: TrackSpec, epoch: int, node_ssrc: int,
-                 settings: MediaSettings) -> None:
+                 settings: MediaSettings, stream_target: StreamTarget | None = None) -> None:
         self.track_id = track_id
         self.key = key
         self.spec = spec
@@ -112,7 +112,8 @@ class PublisherTrack:
         self.jitter = JitterBuffer(spec.clock_rate, min_delay=settings.l3_min_delay,
                                    max_delay=settings.l3_max_delay, audio=not self.video,
                                    repair_quantile=settings.l3_repair_quantile, rtt_floor=settings.rtt,
-                                   repair_rounds=settings.l3_repair_rounds, late_repair=settings.l3_late_repair)
+                                   repair_rounds=settings.l3_repair_rounds, late_repair=settings.l3_late_repair,
+                                   stream=stream_target)
         self.jitter.set_rtt(settings.rtt)
         self.l3_cache = self._new_l3_cache() if self.video else None
         self._l3_live = False  # the jitter buffer is fed (the track has L3 players)

@@ -233,7 +233,7 @@ def test_a_lost_frame_does_not_hold_back_a_later_complete_one():
     assert jb.missing(1.0) == []
 
 
-def test_a_frame_first_seen_after_a_later_one_is_released_first_and_no_later():
+def test_a_frame_first_seen_after_a_later_one_is_released_first_in_its_slot():
     jb = JitterBuffer(CLOCK, min_delay=0.1)
     jb.push(pkt(0, 0, 0.0, start=True, marker=True, key=True), 0.0)
     jb.push(pkt(2, 6000, 0.066, start=True, marker=True), 0.066)  # frame 2 before frame 1
@@ -241,7 +241,20 @@ def test_a_frame_first_seen_after_a_later_one_is_released_first_and_no_later():
     assert jb.missing(0.0) == []
     out = jb.poll(0.166)
     assert [r.frame.timestamp for r in out] == [0, 3000, 6000]
-    assert [r.release_time for r in out] == pytest.approx([0.1, 0.166, 0.166])
+    # frame 1's slot: frame 0's release + 3000 / 90000 (not its arrival + target, 0.19: after frame 2)
+    assert [r.release_time for r in out] == pytest.approx([0.1, 0.1 + 1 / 30, 0.166])
+
+
+def test_a_frame_whose_slot_is_past_is_due_at_its_arrival():
+    jb = JitterBuffer(CLOCK, min_delay=0.05)
+    jb.push(pkt(0, 0, 0.0, start=True, marker=True, key=True), 0.0)
+    jb.push(pkt(2, 6000, 0.066, start=True, marker=True), 0.066)
+    assert [r.frame.timestamp for r in jb.poll(0.1)] == [0]  # frame 1 is missing; 2 is due at 0.116
+    jb.push(pkt(1, 3000, 0.110, start=True, marker=True, retx=True), 0.110)  # its slot was 0.083
+    assert jb.next_timer() == pytest.approx(0.110)
+    out = jb.poll(0.110)
+    assert [(r.frame.timestamp, r.release_time) for r in out] == [(3000, pytest.approx(0.110))]
+    assert min(jb.take_delay_samples()) >= 0
 
 
 def test_missing_lists_the_holes_that_can_still_be_repaired():
