@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import datetime
 import json
 import os
@@ -155,10 +156,14 @@ class Player:
     link: ImpairedLink
     engine: object = None
     frames: dict = field(default_factory=dict)  # capture_ntp -> (completed_at, latency)
+    audio: dict = field(default_factory=dict)  # RTP timestamp -> completed_at
     called_at: float | None = None
     first_frame_at: float | None = None
 
     def on_frame(self, f) -> None:
+        if f.kind == "audio":
+            self.audio.setdefault(f.timestamp, f.completed_at)
+            return
         if f.kind != "video" or f.capture_ntp is None:
             return
         if self.first_frame_at is None:
@@ -177,9 +182,10 @@ class Player:
 class StreamLog:
     """The uplink's tap: what the publisher really sent, before any impairment."""
 
-    def __init__(self, video_pt: int) -> None:
-        self.video_pt = video_pt
+    def __init__(self, video_pt: int, audio_pt: int) -> None:
+        self.video_pt, self.audio_pt = video_pt, audio_pt
         self.first_sent: dict[int, float] = {}  # capture_ntp -> when its first packet entered the uplink
+        self.audio_sent: dict[int, float] = {}  # an audio frame's RTP timestamp -> when it entered the uplink
         self.keyframes: set[int] = set()  # capture_ntp of the keyframes
         self.bytes: list[tuple[float, int]] = []
 
@@ -195,6 +201,8 @@ class StreamLog:
         except RtpParseError:
             return
         self.bytes.append((now, len(data)))
+        if h.payload_type == self.audio_pt:
+            self.audio_sent.setdefault(h.timestamp, now)
         if h.payload_type == self.video_pt:
             capture = read_abs_capture_time(header_extensions(data, h))
             if capture is not None and capture not in self.first_sent:
@@ -208,6 +216,26 @@ class StreamLog:
 
     def window(self, t0: float, t1: float) -> list[int]:
         return [c for c, t in self.first_sent.items() if t0 <= t < t1]
+
+    def av_offsets(self, p: Player, t0: float, t1: float) -> list[float]:
+        """For each audio frame sent in [t0, t1) that `p` got: how much later than it the video frame
+        sent nearest to it (within one video frame interval) reached `p`, both counted from when they
+        entered the uplink (positive: video behind audio). One publisher: the player's audio
+        timestamps are the publisher's (the node keeps its numbering)."""
+        video = sorted((t, c) for c, t in self.first_sent.items() if c in p.frames)
+        times = [t for t, _ in video]
+        out = []
+        for ts, sent in self.audio_sent.items():
+            got = p.audio.get(ts)
+            if got is None or not t0 <= sent < t1 or not times:
+                continue
+            i = bisect.bisect_left(times, sent)
+            near = min((k for k in (i - 1, i) if 0 <= k < len(times)), key=lambda k: abs(times[k] - sent))
+            if abs(times[near] - sent) > 0.034:
+                continue
+            sent_v, c = video[near]
+            out.append((p.frames[c][0] - sent_v) - (got - sent))
+        return out
 
     def kbps(self, t0: float, t1: float) -> float:
         return sum(n for t, n in self.bytes if t0 <= t < t1) * 8 / max(t1 - t0, 1e-9) / 1000
@@ -229,7 +257,7 @@ async def run_scenario(sc: Scenario, args: argparse.Namespace, procs: Procs, tmp
     node = NodeProc(procs, tmp, sc.name, args.sfu_root.resolve())
     ws_url = node.start()
     cpu0 = node.cpu_seconds()
-    stream = StreamLog(PAYLOAD_TYPES["VP8"])
+    stream = StreamLog(PAYLOAD_TYPES["VP8"], PAYLOAD_TYPES["opus"])
     uplink = link(sc.uplink, sc.uplink_back, tap=stream.tap)
     players: list[Player] = []
     for mode in args.modes:
@@ -292,7 +320,7 @@ async def run_scenario(sc: Scenario, args: argparse.Namespace, procs: Procs, tmp
                    "keyframes_per_s": round(sum(c in stream.keyframes for c in window) / args.seconds, 2),
                    "uplink": {"up": dict(uplink.up.counters), "back": dict(uplink.down.counters)},
                    "publisher": {k: v for k, v in pub_stats.items() if k != "local_addresses"}},
-        "results": measure(players, late, window, args, warmup),
+        "results": measure(players, late, window, args, warmup, av=lambda p: stream.av_offsets(p, t0, t1)),
         "node": node_stats, "node_log_problems": problems,
         "cpu": {"node_s_per_s": round((cpu_node1 - cpu_node0) / args.seconds, 3),
                 "bench_s_per_s": round((rusage1.ru_utime + rusage1.ru_stime - rusage0.ru_utime - rusage0.ru_stime)
@@ -343,7 +371,8 @@ def behind(p: Player, steady: list[Player], frames: list[int]) -> list[float]:
     return out
 
 
-def measure(players: list[Player], late: list[Player], window: list[int], args, warmup: list[int]) -> list[dict]:
+def measure(players: list[Player], late: list[Player], window: list[int], args, warmup: list[int],
+            av=lambda p: []) -> list[dict]:
     out = []
     steady = {mode: [p for p in players if p.mode == mode and p.role == "steady"] for mode in args.modes}
     for mode in args.modes:
@@ -370,6 +399,9 @@ def measure(players: list[Player], late: list[Player], window: list[int], args, 
                     if len(times) >= 2:
                         spreads.append(max(times) - min(times))
                 r["sync_spread_ms"] = dist_ms(spreads)
+                offsets = [x for p in group for x in av(p)]
+                r["av_offset_ms"] = dist_ms(offsets)  # video behind the audio sent with it (signed)
+                r["av_offset_abs_ms"] = dist_ms([abs(x) for x in offsets])
                 joiners = [p for p in late if p.mode == mode]
                 firsts = [p.first_frame_at - p.called_at for p in joiners if p.first_frame_at is not None]
                 r["late_joiners"] = len(joiners)
@@ -409,7 +441,7 @@ def _d(d: dict | None, keys=("p50", "p95", "p99")) -> str:
 
 def table(report: dict) -> str:
     head = ["scenario", "mode", "players", "e2e p50/p95/p99 ms", "complete %", "stall %", "sync p50/p99 ms",
-            "late first frame p50/p99 ms", "behind steady p99/max ms (budget)", "keyframes/s"]
+            "A/V p50 (|p99|) ms", "late first frame p50/p99 ms", "behind steady p99/max ms (budget)", "keyframes/s"]
     rows = []
     for sc in report["scenarios"]:
         for r in sc["results"]:
@@ -418,6 +450,8 @@ def table(report: dict) -> str:
                 "-" if r["complete_ratio"] is None else f"{100 * r['complete_ratio']:.2f}",
                 f"{100 * r['stall_ratio']:.2f}",
                 _d(r.get("sync_spread_ms"), ("p50", "p99")) if r["role"] == "steady" else "",
+                (f"{r['av_offset_ms']['p50']:.0f} ({r['av_offset_abs_ms']['p99']:.0f})"
+                 if r["role"] == "steady" and r.get("av_offset_ms") else ""),
                 (_d(r.get("first_frame_ms"), ("p50", "p99"))
                  + (f" ({r['first_frame_failures']} failed)" if r.get("first_frame_failures") else "")
                  if r["role"] == "steady" else ""),

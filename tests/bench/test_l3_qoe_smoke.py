@@ -57,6 +57,8 @@ def test_qoe_quick_writes_the_json_schema(tmp_path):
         assert r["late_joiners"] == 1
         assert r["first_frame_failures"] == 0 and r["first_frame_ms"]["n"] == 1
         check_dist(r["first_frame_ms"], low=0.1, high=3000.0)
+        check_dist(r["av_offset_abs_ms"])  # audio and video frames were paired
+        assert r["av_offset_ms"]["n"] == r["av_offset_abs_ms"]["n"] > 50
     # L3 holds every frame for its target delay (a repair round trip at least), RTC forwards at once
     assert results[("l3", "steady")]["e2e_ms"]["p50"] > results[("rtc", "steady")]["e2e_ms"]["p50"] + 30
 
