@@ -14,6 +14,12 @@ Rules (the whole contract; tests/room/ has one test file per group):
   heartbeats=False, which no client keeps alive: the HTTP API's), GRACE (detached for reconnect_grace
   -> removed, others see DELETE), WARN (token expires in token_warning -> room_token_will_expire),
   EXPIRE (token expired -> KICK_OUT 1002056). Per room: FLUSH (batched user events go out).
+- A node that stood still (its event loop stalled: swapped out, stopped, a long GC) handles the
+  timers that fell due meanwhile late, before it reads what its clients sent meanwhile. An AUTH,
+  LIVE or GRACE timer handled more than `heartbeat_interval` after its deadline is therefore not
+  judged then: it is set again `heartbeat_interval` later, once (`checks_deferred`), so that a
+  login, heartbeat or resume waiting in a socket counts first. (A client is never blamed for the
+  node's own stall; a dead one is judged one heartbeat interval later.)
 - One user_id, one place per AppID: a new login kicks the older session out (KICK_OUT 1002050).
 - Users are announced only to sessions with notify=True, batched per room for
   `user_event_batch_interval`, never about the session's own user, never repeating what the
@@ -87,7 +93,9 @@ class RoomService:
         self._next_conn = 1
         self._new_id = new_id
         # plain counters; the metrics module reads them
-        self.counters: dict[str, int] = {"logins": 0, "kick_outs": 0, "sessions_timed_out": 0, "resumes": 0}
+        self.counters: dict[str, int] = {"logins": 0, "kick_outs": 0, "sessions_timed_out": 0, "resumes": 0,
+                                         "checks_deferred": 0}
+        self._deferred: set[tuple[str, object]] = set()  # timers set again after a stall (rules), once
         self.login_failures: dict[int, int] = {}
 
     # ----- outputs and time -------------------------------------------------------------
@@ -99,8 +107,18 @@ class RoomService:
         return self._timers.next_deadline()
 
     def handle_timer(self, now: float) -> None:
-        while (key := self._timers.pop_due(now)) is not None:
+        stall = self.config.heartbeat_interval
+        while (entry := self._timers.pop_due_entry(now)) is not None:
+            key, deadline = entry
             kind, ident = key
+            if kind in ("auth", "live", "grace"):
+                if now - deadline > stall and key not in self._deferred:
+                    self._deferred = {k for k in self._deferred if k in self._timers}  # (those gone since)
+                    self._deferred.add(key)  # the node stalled: hear the client first (rules)
+                    self._timers.set(key, now + stall)
+                    self.counters["checks_deferred"] += 1
+                    continue
+                self._deferred.discard(key)
             if kind == "auth":
                 conn = self._conns.get(ident)
                 if conn is not None and conn.session is None:

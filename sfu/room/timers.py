@@ -42,11 +42,16 @@ class TimerQueue:
 
     def pop_due(self, now: float) -> Hashable | None:
         """The key of the earliest deadline <= now (removed), or None."""
+        entry = self.pop_due_entry(now)
+        return None if entry is None else entry[0]
+
+    def pop_due_entry(self, now: float) -> tuple[Hashable, float] | None:
+        """(key, deadline) of the earliest deadline <= now (removed), or None."""
         self._prune()
         if self._heap and self._heap[0][0] <= now:
-            _, _, key = heapq.heappop(self._heap)
+            deadline, _, key = heapq.heappop(self._heap)
             del self._current[key]
-            return key
+            return key, deadline
         return None
 
     def __len__(self) -> int:

@@ -2,6 +2,7 @@
 
 import asyncio
 import socket
+import threading
 import time
 
 import aiohttp
@@ -229,3 +230,39 @@ async def test_an_early_play_ends_when_the_stream_comes_with_another_codec(node,
     sender.close()
     for t, _ in socks:
         t.close()
+
+
+async def test_an_http_publisher_outlives_a_stall_of_the_node(node_factory, http):
+    """The publisher kept sending while the node stood still for longer than rtp_idle_timeout: the
+    node must read those packets before it judges the publisher idle (the event loop runs the
+    sockets' callbacks before the timers that fell due meanwhile), and go on forwarding."""
+    node = await node_factory(session={"rtp_idle_timeout": 1.0, "heartbeat_interval": 0.2})
+    _, pub = await call(http, node, "/api/v1/publish", "cam", body("cam", tracks=[VP8]))
+    transport, player = await _udp()
+    port = transport.get_extra_info("sockname")[1]
+    assert (await call(http, node, "/api/v1/play", "viewer", body("viewer", mode="rtc", tracks=[_video(port)])))[0] == 201
+    dest = ("127.0.0.1", pub["tracks"][0]["port"])
+    stop = threading.Event()
+
+    def publisher() -> None:  # 100 packets a second, from its own thread: it goes on during the stall
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for seq in range(1000):  # bounded: 10 s at most
+                if stop.is_set():
+                    return
+                s.sendto(rtp(seq, 900 * seq, 0xCAFE), dest)
+                time.sleep(0.01)
+
+    thread = threading.Thread(target=publisher, daemon=True)
+    thread.start()
+    try:
+        await asyncio.wait_for(player.packets.get(), 5)
+        time.sleep(2.5)  # the stall itself: this loop (the node's) runs nothing for 2.5 s
+        for _ in range(350):  # the ~250 packets that waited in the socket, then new ones
+            await asyncio.wait_for(player.packets.get(), 5)
+        assert node.service.counters["logins"] == 2 and pub["session_id"] in node.http_api.sessions
+        status, _ = await call(http, node, f"/api/v1/sessions/{pub['session_id']}", method="DELETE")
+        assert status == 204
+    finally:
+        stop.set()
+        thread.join()
+        transport.close()

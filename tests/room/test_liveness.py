@@ -150,3 +150,49 @@ def test_a_session_without_heartbeats_has_no_liveness_timeout(make_core):
     assert core.service.room_users(APP, "room1") == ["http-cam"]
     core.advance(31.0)  # its token expires: kicked out as any session is
     assert h.closed.code == ErrorCode.TOKEN_EXPIRED_KICK_OUT
+
+
+def _stall(core, seconds):
+    """The node stands still for `seconds`, then handles the timers that fell due meanwhile (late)
+    before it reads anything its clients sent meanwhile."""
+    core.now += seconds
+    core.service.handle_timer(core.now)
+    core.drain()
+
+
+def test_a_stall_of_the_node_is_not_blamed_on_its_clients(make_core):
+    core = make_core(heartbeat_interval=1.0, session_timeout=3.0, reconnect_grace=5.0, auth_timeout=2.0)
+    alive, dead, away, new = core.connect(), core.connect(), core.connect(), core.connect()
+    alive.login("room1", "alive")
+    dead.login("room1", "dead")
+    login = away.login("room1", "away")
+    core.advance(0.5)
+    core.drop(away)  # detached: its grace runs
+    _stall(core, 20.0)  # every LIVE, GRACE and AUTH deadline passed while the node stood still
+    assert (alive.closed, dead.closed, new.closed) == (None, None, None)
+    assert core.service.room_users(APP, "room1") == ["alive", "dead", "away"]
+    assert core.service.counters["checks_deferred"] == 4
+    # then it reads what waited in the sockets: a heartbeat, a resume, a login
+    alive.heartbeat()
+    back = core.connect()
+    assert back.resume(login["session_id"], login["resume_token"])["room_id"] == "room1"
+    new.login("room1", "new")
+    core.advance(1.0)  # one heartbeat interval later the checks run: only the silent client goes
+    assert dead.closed.code == ErrorCode.CONNECTION_LOST
+    assert (alive.closed, back.closed, new.closed) == (None, None, None)
+    alive.heartbeat()
+    back.heartbeat()
+    new.heartbeat()
+    core.advance(1.0)
+    assert (alive.closed, back.closed, new.closed) == (None, None, None)
+
+
+def test_a_check_is_deferred_once_on_a_node_that_stays_late(make_core):
+    """A node whose timers all run late (overloaded) still judges: the second late check acts."""
+    core = make_core(heartbeat_interval=1.0, session_timeout=3.0, reconnect_grace=5.0)
+    a = core.connect()
+    a.login("room1", "alice")
+    _stall(core, 10.0)
+    assert a.closed is None
+    _stall(core, 10.0)
+    assert a.closed.code == ErrorCode.CONNECTION_LOST
