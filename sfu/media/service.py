@@ -33,9 +33,7 @@ class MediaService:
                 raise
             existing = self.router.publisher_tracks(app_id, stream_id)
             self.endpoint.send([])  # re-arm the timer for the new tracks
-            for mismatch in self.router.take_codec_mismatches():
-                for listener in self.codec_mismatch_listeners:
-                    listener(mismatch)
+            self._tell_mismatches()
         return {"host": self.host, "tracks": [
             {"kind": spec.kind, "codec": spec.codec, "payload_type": spec.payload_type, "port": self._ports[tid]}
             for tid, spec in existing]}
@@ -45,6 +43,7 @@ class MediaService:
         ssrcs, out = self.router.add_player(app_id, stream_id, session_id, addrs, payload_types, l3=l3,
                                             now=self.endpoint.clock(), codecs=codecs)
         self.endpoint.send(out)
+        self._tell_mismatches()
         live = {spec.kind: spec for _, spec in self.router.publisher_tracks(app_id, stream_id)}
         tracks = []
         for kind, ssrc in ssrcs.items():
@@ -53,6 +52,11 @@ class MediaService:
                 track.update(codec=live[kind].codec, payload_type=live[kind].payload_type)
             tracks.append(track)
         return {"host": self.host, "port": self.endpoint.port, "tracks": tracks}
+
+    def _tell_mismatches(self) -> None:
+        for mismatch in self.router.take_codec_mismatches():
+            for listener in self.codec_mismatch_listeners:
+                listener(mismatch)
 
     def end_stream(self, app_id: int, stream_id: str) -> None:
         ids = self.router.end_stream(app_id, stream_id)
