@@ -17,6 +17,8 @@ Inputs:
 - ``on_remb(bitrate_bps, now)``: the player's own receive-side estimate (REMB).
 - ``on_sent(size_bytes, now)``: every datagram the node sends to this player (retransmissions
   included: they use the path too).
+- ``on_limited(now)``: the player's latency budget dropped a video frame (or skipped to a keyframe)
+  for this path: the stream wanted more than the estimate let through.
 
 Rules (the loss-based controller of draft-ietf-rmcat-gcc-02 §6, with libwebrtc's rates):
 
@@ -37,6 +39,22 @@ Rules (the loss-based controller of draft-ietf-rmcat-gcc-02 §6, with libwebrtc'
    An increase never lifts the estimate above ``1.5 * send rate + 50 kbit/s`` (the bound of
    draft §5.5): a path that has not been used has not shown it can take more; the bound never
    lowers the estimate by itself.
+   Except on a path the budget holds down (``limited``: ``on_limited`` within the last two
+   windows): it sends little *because of* the estimate (a single-layer stream over a path that
+   took less than it: the budget lets keyframes through and little else), and bounded by that it
+   could never rise again, even once the path recovered (a player capped for 10 s stayed at 2 %
+   of its frames for as long as it played). There the increase is a *probe*: it goes on at 8 % a
+   second past the bound (within rule 10's memory, which has faded by then), and the media the
+   budget then lets through tests the path. ``probes`` counts them. A decrease during a probe
+   (rule 4 or 9) goes back to the estimate it started from and remembers that as the capacity
+   (rule 10; the delivered rate of a path fed in bursts says less), for twice the memory of the
+   last one, at most ``MAX_CAPACITY_MEMORY`` (80 s) (``probes_failed``): a path that stays capped
+   is probed at longer and longer intervals. A probe holds when the estimate has doubled from
+   where it started, or the budget stops dropping: the memory is back to ``CAPACITY_MEMORY``.
+   The price: a failed probe lets through more than the path takes until the next report says
+   so, and the player's media can lag past the budget for a moment (up to ~0.35 s over it in
+   tests/media/paths.py's 500 kbit/s cap with a 500 ms queue; the next probe comes 40, then 80 s
+   later).
 3. 2 % <= loss <= 10 %: hold.
 4. loss > 10 %: ``estimate *= 1 - 0.5 * loss``, and not above the delivered rate (rule 10) when
    known, at most once per ``300 ms + rtt``: the next report may still show loss caused by the
@@ -68,7 +86,8 @@ Rules (the loss-based controller of draft-ietf-rmcat-gcc-02 §6, with libwebrtc'
    over the time between the reports; ``delivered_bps(now)`` sums the SSRCs reported in the
    last ``2.5 * window``; None before two reports of an SSRC with ``packet_bytes``. While the
    path queues or drops, that is what it can carry: a decrease (rule 4 or 9) that knows it
-   remembers it as the path's ``capacity_bps`` for ``capacity_memory`` (30 s), and while it is
+   remembers it as the path's ``capacity_bps`` for ``capacity_memory`` (``CAPACITY_MEMORY``, 20 s;
+   longer after a failed probe: rule 2), and while it is
    remembered an increase (rule 2) never lifts the estimate above it. (Once its queue has drained
    a path the budget keeps below its capacity shows neither loss nor queue; without the memory
    the estimate would climb back over the capacity, 8 % a second, and the next bursts would
@@ -80,7 +99,8 @@ feed a delay-based estimate (GCC §5: inter-arrival filter, overuse detector, AI
 that caps the estimate as REMB does (GCC's final estimate is the minimum of the two).
 
 Counters: reports, increases, holds, decreases, delay_decreases, upstream_loss (reports whose
-fraction_lost was over 2 % and the path's own loss under it), rembs, rtt_samples.
+fraction_lost was over 2 % and the path's own loss under it), rembs, rtt_samples, probes,
+probes_failed.
 """
 
 from __future__ import annotations
@@ -103,6 +123,9 @@ MAX_RTT = 60.0
 BASE_WINDOW = 30.0
 DELAY_THRESHOLD = 0.1
 DELAY_BACKOFF = 0.85
+CAPACITY_MEMORY = 20.0
+MAX_CAPACITY_MEMORY = 80.0
+PROBE_HELD = 2.0  # a probe holds once the estimate has doubled from where it started, or the stream fits
 
 
 def rtt_from_report(block: ReportBlock, arrival_compact_ntp: int) -> float | None:
@@ -138,7 +161,7 @@ class PlayerCongestion:
         self._rtts: deque[tuple[float, float]] = deque()  # (when, sample) of the last base_window
         self._queued: deque[tuple[float, float]] = deque()  # (when, sample minus the base), the last 1.5 windows
         self._deliveries: dict[int, list] = {}  # ssrc -> [highest, received, when, rate, packets sent]
-        self.capacity_memory = 30.0
+        self.capacity_memory = CAPACITY_MEMORY  # doubled by each failed probe, reset by one that holds (rule 2)
         self._capacity: tuple[float, float] | None = None  # (delivered bps at the last decrease, when)
         self._estimate = min(max(float(start_bps), self.min_bps), self.max_bps)
         self._remb: float | None = None
@@ -148,8 +171,10 @@ class PlayerCongestion:
         self._sent: deque[tuple[float, int]] = deque()
         self._sent_bytes = 0
         self.last_loss: float | None = None
+        self._limited_at: float | None = None  # when the latency budget last dropped video for this path
+        self._probe_base: float | None = None  # the estimate a probe (rule 2) started from, while it lasts
         self.counters = {"reports": 0, "increases": 0, "holds": 0, "decreases": 0, "delay_decreases": 0,
-                         "upstream_loss": 0, "rembs": 0, "rtt_samples": 0}
+                         "upstream_loss": 0, "rembs": 0, "rtt_samples": 0, "probes": 0, "probes_failed": 0}
 
     # ----- outputs ---------------------------------------------------------------------------
 
@@ -234,6 +259,15 @@ class PlayerCongestion:
         self._remb = max(float(bitrate_bps), 0.0)
         self._set(self._estimate)
 
+    def on_limited(self, now: float) -> None:
+        """The latency budget dropped video for this path: it was sent less than the stream because of
+        the estimate (rule 2)."""
+        self._limited_at = now
+
+    def limited(self, now: float) -> bool:
+        """The budget dropped video for this path within the last two windows (rule 2)."""
+        return self._limited_at is not None and now - self._limited_at <= 2 * self.window
+
     def on_sent(self, size_bytes: int, now: float) -> None:
         if size_bytes <= 0:
             return
@@ -245,6 +279,14 @@ class PlayerCongestion:
 
     def _increase(self, dt: float, now: float) -> None:
         bound = SEND_RATE_BOUND * self.send_rate_bps(now) + SEND_RATE_HEADROOM_BPS
+        limited = self.limited(now)
+        if self._probe_base is not None and not limited:
+            self._probe_held()  # the stream fits
+        if limited and self._estimate >= bound:
+            if self._probe_base is None:
+                self._probe_base = self._estimate
+                self.counters["probes"] += 1
+            bound = math.inf  # held down by the estimate itself, not by a thin stream: a probe (rule 2)
         capacity = self.capacity_bps(now)
         if capacity is not None:
             bound = min(bound, capacity)
@@ -255,18 +297,42 @@ class PlayerCongestion:
             self.counters["increases"] += 1
         else:
             self.counters["holds"] += 1
+        if self._probe_base is not None and self._estimate >= PROBE_HELD * self._probe_base:
+            self._probe_held()
+
+    def _probe_held(self) -> None:
+        """Rule 2: the path took more than when the probe started."""
+        self._probe_base = None
+        self.capacity_memory = CAPACITY_MEMORY
 
     def _decrease(self, loss: float, now: float) -> None:
         if self._decrease_allowed(now):
             self.counters["decreases"] += 1
+            if self._probe_failed(now):
+                return
             delivered = self._note_capacity(now)
             self._set(min(self._estimate * (1 - 0.5 * loss), delivered if delivered is not None else math.inf))
 
     def _decrease_for_delay(self, now: float) -> None:
         if self._decrease_allowed(now):
             self.counters["delay_decreases"] += 1
+            if self._probe_failed(now):
+                return
             delivered = self._note_capacity(now)
             self._set(min(self.delay_backoff * self._estimate, delivered if delivered is not None else math.inf))
+
+    def _probe_failed(self, now: float) -> bool:
+        """A decrease during a probe (rule 2): back to where the probe started, remembered as the
+        capacity (what the path took before the probe; the delivered rate of a path fed in bursts
+        says less)."""
+        base, self._probe_base = self._probe_base, None
+        if base is None or self._estimate <= base:
+            return False
+        self.counters["probes_failed"] += 1
+        self.capacity_memory = min(2 * self.capacity_memory, MAX_CAPACITY_MEMORY)
+        self._capacity = (base, now)
+        self._set(base)
+        return True
 
     def _note_capacity(self, now: float) -> float | None:
         delivered = self.delivered_bps(now)

@@ -24,7 +24,8 @@ What happens to a packet, in order:
 3. **Bottleneck** (``rate_bps``): one FIFO link; a packet starts serialising when the previous
    one is done and takes ``8 * len / rate_bps`` seconds. ``queue_limit_bytes`` caps the bytes
    waiting or being serialised; a packet that would exceed it is dropped (tail drop). A queue
-   limit needs a rate.
+   limit needs a rate. ``set_rate`` changes both from then on (a path whose capacity changes):
+   packets already on the link keep their times.
 4. **Propagation**: ``delay`` plus a jitter drawn uniformly from ``[-jitter, +jitter]``,
    never earlier than the packet left the bottleneck. So, with no rate cap, every packet
    arrives within ``[delay - jitter, delay + jitter]`` of its send time.
@@ -76,6 +77,20 @@ class NetEm:
         self._jitter = float(jitter)
         self._reorder = reorder
         self._duplicate = _probability("duplicate", duplicate)
+        self._rate: float | None = None
+        self._queue_limit: int | None = None
+        self.set_rate(rate_bps, queue_limit_bytes)
+
+        self._rng = random.Random(seed)
+        self._bad = False  # Gilbert-Elliott state
+        self._link_free_at = float("-inf")  # when the bottleneck finishes its last packet
+        self._last_delivery = float("-inf")  # for reorder=False
+        self._pending: list[tuple[float, int, bytes]] = []  # heap of (delivery time, send order, packet)
+        self._order = 0
+        self.counters = {"sent": 0, "lost": 0, "duplicated": 0, "dropped_queue": 0, "delivered": 0}
+
+    def set_rate(self, rate_bps: float | None, queue_limit_bytes: int | None = None) -> None:
+        """The bottleneck from now on (rule 3); None: none. Packets already on the link keep their times."""
         if rate_bps is not None and rate_bps <= 0:
             raise ValueError(f"rate_bps must be > 0, got {rate_bps}")
         if queue_limit_bytes is not None:
@@ -85,14 +100,6 @@ class NetEm:
                 raise ValueError(f"queue_limit_bytes must be > 0, got {queue_limit_bytes}")
         self._rate = rate_bps
         self._queue_limit = queue_limit_bytes
-
-        self._rng = random.Random(seed)
-        self._bad = False  # Gilbert-Elliott state
-        self._link_free_at = float("-inf")  # when the bottleneck finishes its last packet
-        self._last_delivery = float("-inf")  # for reorder=False
-        self._pending: list[tuple[float, int, bytes]] = []  # heap of (delivery time, send order, packet)
-        self._order = 0
-        self.counters = {"sent": 0, "lost": 0, "duplicated": 0, "dropped_queue": 0, "delivered": 0}
 
     # ----- input -------------------------------------------------------------------------------
 

@@ -96,6 +96,8 @@ class PlayerTrack:
                                     path.congestion.estimate_bps)
             self.frame_send = decision is Decision.SEND
             self.frame_counted = expected
+            if not self.frame_send and self.kind == "video":
+                path.congestion.on_limited(now)
         self.frame_bytes += size
         if self.frame_send and self.frame_bytes > self.frame_counted:
             budget.add_bytes(self.kind, self.frame_bytes - self.frame_counted, now)
@@ -118,6 +120,8 @@ class PlayerTrack:
                                      path.congestion.estimate_bps)
         if decision is not Decision.SEND:
             self.packets_dropped += len(frame.packets)
+            if self.kind == "video":
+                path.congestion.on_limited(now)
         return decision is Decision.SEND
 
     def skip_gaps(self, gaps: list[tuple[int, int]], upto: int) -> None:

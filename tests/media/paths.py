@@ -26,7 +26,9 @@ def vp8_frame(rng: random.Random, key: bool) -> bytes:
     return bytes([0x11, 0x02, 0x00]) + rng.randbytes(size)
 
 
-def run(seed: int, *, capped: bool = True, uplink: dict | None = None):
+def run(seed: int, *, capped: bool = True, uplink: dict | None = None, uncap_at: float | None = None,
+        seconds: int = SECONDS):
+    """`uncap_at`: the capped downlinks take any rate from then on; `seconds` of media are sent."""
     rng = random.Random(seed)
     router = Router()
     video, audio = router.add_publisher(1, "s1", (TrackSpec("video", "VP8", 96), TrackSpec("audio", "opus", 111)))
@@ -47,9 +49,10 @@ def run(seed: int, *, capped: bool = True, uplink: dict | None = None):
     got = {name: {} for name in links}  # name -> RTP timestamp -> completed at
     sent: dict[int, float] = {}
     keyframes = 0
-    now, video_no, audio_no, next_rr, next_sr, end = 0.0, 0, 0, 0.5, 0.3, SECONDS + 1.0
+    now, video_no, audio_no, next_rr, next_sr, end = 0.0, 0, 0, 0.5, 0.3, seconds + 1.0
     while True:
-        times = [video_no / FPS if video_no < FPS * SECONDS else None, audio_no / 50 if audio_no < 50 * SECONDS else None,
+        times = [video_no / FPS if video_no < FPS * seconds else None, audio_no / 50 if audio_no < 50 * seconds else None,
+                 uncap_at,
                  pub_up.next_timer(), pub_back.next_timer(), next_rr, next_sr, router.next_timer(),
                  *(t for d, u in links.values() for t in (d.next_timer(), u.next_timer())),
                  *(p.next_timer() for _, p in players.values())]
@@ -57,14 +60,18 @@ def run(seed: int, *, capped: bool = True, uplink: dict | None = None):
         if now >= end:
             break
         outs = []
-        if video_no / FPS <= now and video_no < FPS * SECONDS:
+        if uncap_at is not None and uncap_at <= now:
+            for down, _ in links.values():
+                down.set_rate(None)
+            uncap_at = None
+        if video_no / FPS <= now and video_no < FPS * seconds:
             key = video_no % GOP == 0 or publishers[video].take_keyframe_request()  # as the SDK's encoder
             keyframes += key
             sent[video_no * 3000] = now
             for packet in publishers[video].send_frame(vp8_frame(rng, key), video_no * 3000, now):
                 pub_up.send(bytes([video]) + packet, now)
             video_no += 1
-        if audio_no / 50 <= now and audio_no < 50 * SECONDS:
+        if audio_no / 50 <= now and audio_no < 50 * seconds:
             for packet in publishers[audio].send_frame(rng.randbytes(80), audio_no * 960, now):
                 pub_up.send(bytes([audio]) + packet, now)
             audio_no += 1
