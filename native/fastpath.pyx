@@ -785,14 +785,15 @@ cdef class FastTrack:
         self._dirty = 0
         self._addr_objs = [tuple(e[0]) for e in entries]
 
-    def set_gate(self, Py_ssize_t slot, int gate, int64_t seq_delta):
+    def set_gate(self, Py_ssize_t slot, int gate, seq_delta=None):
         if not 0 <= slot < self._nplayers:
             raise IndexError(slot)
         cdef player_t* p = &self._players[slot]
         if (p.gate == GATE_NONE) != (gate == GATE_NONE):
             raise ValueError("set_gate cannot make a player gated or ungated: load the table")
         p.gate = gate
-        p.seq_delta = seq_delta
+        if seq_delta is not None:
+            p.seq_delta = seq_delta
 
     def take_player_stats(self, int mode=0, Py_ssize_t first=0, last=None):
         cdef Py_ssize_t i
@@ -979,16 +980,20 @@ cdef class FastTrack:
             if p.mode != MODE_RTC:
                 continue
             if p.gate == GATE_CLOSED:  # its budget dropped this frame: no gap in its numbering
-                p.seq_delta += 1
-                if not p.drops:
-                    p.drop_first = ext
-                p.drops += 1
-                p.drop_bytes += n
-                p.drop_last = ext
-                self._dirty |= MODE_RTC
+                self._drop(p, ext, n)
             else:
                 self._send(i, s, now)
         return EV_NONE
+
+    cdef inline void _drop(self, player_t* p, int64_t ext, Py_ssize_t n) noexcept:
+        """A packet a closed gate keeps from the player: its numbering closes over it."""
+        p.seq_delta += 1
+        if not p.drops:
+            p.drop_first = ext
+        p.drops += 1
+        p.drop_bytes += n
+        p.drop_last = ext
+        self._dirty |= p.mode
 
     cdef void _sample_jitter(self, double now, uint32_t ts) noexcept:
         cdef int64_t dts
@@ -1170,7 +1175,10 @@ cdef class FastTrack:
             for k in range(n):  # packet by packet, each to every L3 player (as the RTC fan-out does)
                 for i in range(self._nplayers):
                     if self._players[i].mode == MODE_L3:
-                        self._send(i, &slots[k], now)
+                        if self._players[i].gate == GATE_CLOSED:  # its budget dropped this frame
+                            self._drop(&self._players[i], slots[k].ext, slots[k].length)
+                        else:
+                            self._send(i, &slots[k], now)
             self._flush()  # the messages point into `refs`
         finally:
             free(slots)

@@ -147,12 +147,15 @@ class FastTrack:
         self._gated = sum(p.gate != GATE_NONE for p in self._players)
         self._dirty = 0
 
-    def set_gate(self, slot: int, gate: int, seq_delta: int) -> None:
-        """A gated player's decision for the frame that starts (and its sequence offset after it)."""
+    def set_gate(self, slot: int, gate: int, seq_delta: int | None = None) -> None:
+        """A gated player's decision for the frame that starts (and its sequence offset after it; None:
+        as it is)."""
         p = self._players[slot]
         if (p.gate == GATE_NONE) != (gate == GATE_NONE):
             raise ValueError("set_gate cannot make a player gated or ungated: load the table")
-        p.gate, p.seq_delta = gate, seq_delta
+        p.gate = gate
+        if seq_delta is not None:
+            p.seq_delta = seq_delta
 
     def take_player_stats(self, mode: int = 0, first: int = 0, last: int | None = None) -> list[tuple]:
         """What the fast path did since the last call or load, for each player of `mode` (0: all)
@@ -304,16 +307,20 @@ class FastTrack:
             if p.mode != MODE_RTC:
                 continue
             if p.gate == GATE_CLOSED:  # its budget dropped this frame: no gap in its numbering
-                p.seq_delta += 1
-                if not p.drops:
-                    p.drop_first = ext
-                p.drops += 1
-                p.drop_bytes += len(data)
-                p.drop_last = ext
-                self._dirty |= MODE_RTC
+                self._drop(p, ext, len(data))
             else:
                 self._send(p, ext, h.timestamp, now, data)
         return EV_NONE
+
+    def _drop(self, p: _Player, ext: int, size: int) -> None:
+        """A packet a closed gate keeps from the player: its numbering closes over it."""
+        p.seq_delta += 1
+        if not p.drops:
+            p.drop_first = ext
+        p.drops += 1
+        p.drop_bytes += size
+        p.drop_last = ext
+        self._dirty |= p.mode
 
     def _sample_jitter(self, now: float, ts: int) -> None:
         last, self._jitter_last = self._jitter_last, (now, ts)
@@ -388,7 +395,8 @@ class FastTrack:
 
     def send_frame(self, packets: list, now: float, skip: int = 0) -> None:
         """One released L3 frame (its packets, in order: objects with ext_seq, timestamp and data)
-        to every L3 player in the table. `skip`: that many input sequence numbers just before the
+        to every L3 player in the table (a gated one: if its gate is open; closed, its numbering
+        closes over the frame, as an RTC player's does). `skip`: that many input sequence numbers just before the
         frame were dropped from the L3 timeline; every L3 player's numbering closes the gap
         (its seq_delta grows by `skip`) before the frame is sent."""
         if skip:
@@ -398,7 +406,10 @@ class FastTrack:
         for packet in packets:  # packet by packet, each to every L3 player (as the RTC fan-out does)
             for p in self._players:
                 if p.mode == MODE_L3:
-                    self._send(p, packet.ext_seq, packet.timestamp, now, packet.data)
+                    if p.gate == GATE_CLOSED:  # its budget dropped this frame
+                        self._drop(p, packet.ext_seq, len(packet.data))
+                    else:
+                        self._send(p, packet.ext_seq, packet.timestamp, now, packet.data)
 
     def forward(self, now: float) -> None:
         """The packet just stored (`last_ext`, one `ingest` left to the track) to every RTC player in the

@@ -19,6 +19,14 @@ SENDS_KEPT = 2.0  # seconds of (time, packets_sent) a player track keeps: what a
 Addr = tuple
 
 
+def frame_size(frame: Frame) -> int:
+    return sum(len(p.data) for p in frame.packets)
+
+
+def frame_droppable(frame: Frame) -> bool:
+    return all(p.droppable for p in frame.packets)
+
+
 @dataclass(slots=True)
 class PlayerPath:
     """One player's network path, shared by its audio and video tracks."""
@@ -113,16 +121,28 @@ class PlayerTrack:
         path = self.path
         if path is None or not path.measured:
             return True
-        path.budget.on_time(now)
-        size = sum(len(p.data) for p in frame.packets)
-        droppable = all(p.droppable for p in frame.packets)
-        decision = path.budget.offer(self.kind, frame.keyframe, droppable, size, now, now,
-                                     path.congestion.estimate_bps)
-        if decision is not Decision.SEND:
+        send = self._frame_decision(frame.keyframe, frame_size(frame), frame_droppable(frame), now)
+        if not send:
             self.packets_dropped += len(frame.packets)
-            if self.kind == "video":
-                path.congestion.on_limited(now)
-        return decision is Decision.SEND
+        return send
+
+    def gate_frame(self, keyframe: bool, size: int, droppable: bool, now: float) -> bool:
+        """L3, in its track's fast table behind a gate: admit_frame's decision for a released frame
+        (`size` bytes: `frame_size`; `frame_droppable`), which the fast path carries out (it sends
+        or drops the frame; `absorb_fast` counts what it did)."""
+        send = self._frame_decision(keyframe, size, droppable, now)
+        self.frame_bytes = 0  # absorb_fast's frame accounting: the offer queued the whole frame
+        self.frame_counted = size if send else 0
+        return send
+
+    def _frame_decision(self, keyframe: bool, size: int, droppable: bool, now: float) -> bool:
+        path = self.path
+        path.budget.on_time(now)
+        decision = path.budget.offer(self.kind, keyframe, droppable, size, now, now, path.congestion.estimate_bps)
+        self.frame_send = decision is Decision.SEND
+        if not self.frame_send and self.kind == "video":
+            path.congestion.on_limited(now)
+        return self.frame_send
 
     def skip_gaps(self, gaps: list[tuple[int, int]], upto: int) -> None:
         """Gaps in the L3 timeline (first, last ext_seq; ascending) that the fast path closed in this

@@ -44,7 +44,7 @@ from sfu.media.keyframe_cache import KeyframeCache
 from sfu.media.keyframe_request import KeyframeRequester
 from sfu.media.nack import NackGenerator
 from sfu.media.packet import MediaPacket
-from sfu.media.player import SKIP_LIMIT, Addr, PlayerTrack
+from sfu.media.player import SKIP_LIMIT, Addr, PlayerTrack, frame_droppable, frame_size
 from sfu.media.rtt import RttEstimator
 from sfu.rtp.header import parse_rtp, rewrite_rtp
 from sfu.rtp.rtcp import Nack, RtcpParseError, SenderReport, parse_rtcp, serialize
@@ -128,6 +128,7 @@ class PublisherTrack:
         self._rtc: list[PlayerTrack] = []  # the RTC players, and those whose path is measured
         self._measured: list[PlayerTrack] = []
         self._gated: list[tuple[int, PlayerTrack]] = []  # (slot, player): in the table, their budget decides per frame
+        self._l3_gated: list[tuple[int, PlayerTrack]] = []  # the same for L3 players, in consecutive slots
         self._l3: list[PlayerTrack] = []  # the L3 players, and those of them not in the fast table
         self._l3_python: list[PlayerTrack] = []
         self.sender_report: SenderReport | None = None  # the publisher's last, and when it came
@@ -318,8 +319,8 @@ class PublisherTrack:
         rate, gaps = self.spec.clock_rate, self._l3_gaps
         for slot, *done in stats:
             p = self._loaded[slot]
-            if gaps and p.l3 and done[0]:
-                p.skip_gaps(gaps, done[3])
+            if gaps and p.l3 and (done[0] or done[6]):  # (sent to it, or dropped for it: a gated one)
+                p.skip_gaps(gaps, max(done[3] if done[0] else -1, done[8] if done[6] else -1))
             p.absorb_fast(*done, rate)
         if gaps and mode in (0, MODE_L3) and first == 0 and last is None:
             gaps.clear()  # every L3 player in the table is caught up
@@ -331,12 +332,12 @@ class PublisherTrack:
             self._pull(0, p.slot, p.slot + 1)
 
     def _fast_mode(self, p: PlayerTrack) -> int:
-        """The player's mode in the fast table, or 0 when Python must see each of its packets."""
+        """The player's mode in the fast table, or 0 when Python must see each of its packets. A
+        measured path's budget judges each frame here (RTC: at its first packet; L3: each released
+        frame), and the fast path obeys (a gate)."""
         if not p.started or p.timestamps is None or p.timestamps_reset:
             return 0
-        if p.l3:  # a measured path's budget judges each released frame here
-            return 0 if p.path is not None and p.path.measured else MODE_L3
-        return MODE_RTC  # a measured path's budget judges each frame here, the fast path obeys (a gate)
+        return MODE_L3 if p.l3 else MODE_RTC
 
     def _push(self) -> None:
         """Load the fast table from the players (after Python has changed them)."""
@@ -345,10 +346,13 @@ class PublisherTrack:
         self._rtc = [p for p in self.players if not p.l3]
         self._measured = [p for p in self.players if p.path is not None and p.path.measured]
         self._gated = []
+        self._l3_gated = []
         entries, loaded = [], []
         fast_ok = not self._l3_live
         pt_default = self.spec.payload_type
-        for p in self.players:
+        measured = [p for p in self.players if p.l3 and p.path is not None and p.path.measured]
+        # the gated L3 players last, in one run of slots: each release pulls those alone
+        for p in [p for p in self.players if not (p.l3 and p.path is not None and p.path.measured)] + measured:
             if p.addr is None:
                 continue
             mode = self._fast_mode(p)
@@ -360,9 +364,9 @@ class PublisherTrack:
                     fast_ok = False
                 continue
             p.fast = True
-            gated = mode == MODE_RTC and p.path is not None and p.path.measured
+            gated = p.path is not None and p.path.measured
             if gated:
-                self._gated.append((len(loaded), p))
+                (self._l3_gated if p.l3 else self._gated).append((len(loaded), p))
             entries.append((p.addr, p.ssrc, pt_default if p.payload_type is None else p.payload_type,
                             seq_delta, ts_delta, mode, (GATE_OPEN if p.frame_send else GATE_CLOSED) if gated
                             else GATE_NONE, p.rewriter.first_input))
@@ -563,6 +567,13 @@ class PublisherTrack:
         if fast:
             gap = frame.first_ext_seq - last - 1
             skip = gap if 0 < gap < SKIP_LIMIT else 0  # as PlayerTrack.skip_to: a longer jump stays a gap
+            gated = self._l3_gated
+            if gated:  # their budgets judge this frame (after what the fast path did for them so far)
+                self._pull(MODE_L3, gated[0][0], gated[-1][0] + 1)
+                keyframe, size, droppable = frame.keyframe, frame_size(frame), frame_droppable(frame)
+                set_gate = self.fast.set_gate
+                for slot, p in gated:
+                    set_gate(slot, GATE_OPEN if p.gate_frame(keyframe, size, droppable, now) else GATE_CLOSED)
             if skip:
                 if len(self._l3_gaps) >= _L3_GAPS:
                     self._pull(MODE_L3)  # catches every L3 player up: the log starts again

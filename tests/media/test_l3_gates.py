@@ -1,0 +1,71 @@
+"""An L3 player whose path is measured (it reports: every SDK player) stays in its track's fast table
+behind a gate: its latency budget judges each released frame in Python, the compiled fast path
+sends the frame or closes the player's numbering over it (docs/media.md, "the fast table").
+
+On a virtual clock: a VP8 stream with a lost packet the publisher never resends (a frame the L3
+timeline gives up: a gap in the timeline) and two L3 players, one silent and one that reports and
+whose REMB lets only part of the stream through, so its budget drops frames (a closed gate),
+around the gap too. What must hold for the gated one, as for the silent one: its numbering has no
+hole (dropped frames and the timeline's gap are closed over), and a NACK for a packet it got is
+answered with the number it got it under."""
+
+from __future__ import annotations
+
+from itertools import count
+
+from sfu.media.router import SHARED, Router, TrackSpec
+from sfu.media.track import MediaSettings
+from sfu.rtp.rtcp import Nack, Remb, serialize
+from tests.media.rtp import VP8_DELTA, VP8_KEY, fields, rtcp_rr, rtp
+
+PUB = ("127.0.0.1", 5000)
+SILENT, GATED = ("127.0.0.1", 6000), ("127.0.0.1", 6001)
+BODY = bytes(1000)
+
+
+def test_a_reporting_l3_player_is_gated_in_the_fast_path_and_its_numbering_stays_whole() -> None:
+    ids = count(0x1000)
+    router = Router(MediaSettings(l3_min_delay=0.1, l3_max_delay=0.1, l3_late_repair=False),
+                    new_ssrc=lambda: next(ids))
+    (video,) = router.add_publisher(1, "s1", (TrackSpec("video", "VP8", 96),))
+    router.add_player(1, "s1", "silent", {"video": SILENT}, l3=True)
+    ssrc = router.add_player(1, "s1", "gated", {"video": GATED}, l3=True)[0]["video"]
+    track = router.track(video)
+    got: dict = {SILENT: [], GATED: []}
+    seq = 0
+
+    def take(out) -> None:
+        for key, data, addr in out:
+            if key == SHARED and addr in got and data[1] & 0x7F == 96:
+                got[addr].append((fields(data)[1], fields(data)[2], data[12:]))
+
+    for f in range(90):  # 3 s at 30 frames/s, 3 packets a frame, a keyframe every second
+        now = f / 30
+        if f == 5:  # the gated player reports, and says its path takes ~200 kbit/s (REMB): about a third
+            router.on_datagram(SHARED, rtcp_rr(ssrc), GATED, now)
+            router.on_datagram(SHARED, serialize([Remb(ssrc, 200_000, [ssrc])]), GATED, now)
+        for k in range(3):
+            payload = ((VP8_KEY if f % 30 == 0 else VP8_DELTA) if k == 0 else b"\x00") + BODY
+            if not (f == 40 and k == 1):  # lost, never resent: frame 40 is given up, frames 41-59 too
+                take(router.on_datagram(video, rtp(seq, 3000 * f, 7, payload, marker=k == 2), PUB, now))
+            seq += 1
+        while (t := router.next_timer()) is not None and t <= now:
+            take(router.on_timer(t))
+    take(track.fast.take_out())  # (no socket here: the fast path leaves its datagrams to be taken)
+    # (that its datagrams leave the compiled path, not Python, bench/reporting.py's smoke test shows)
+
+    (gated,) = [p for p in track.players if p.ssrc == ssrc]
+    assert gated.path.measured and gated.fast and gated.gated
+    assert track.counters["frames_released"] > 0 and track.jitter.counters["frames_dropped_incomplete"] >= 1
+    assert gated.path.budget.counters["dropped_skip"] + gated.path.budget.counters["dropped_droppable"] > 0
+    silent_seqs = [s for s, _, _ in got[SILENT]]
+    gated_seqs = [s for s, _, _ in got[GATED]]
+    assert len(gated_seqs) < len(silent_seqs)  # its budget dropped frames...
+    for seqs in (silent_seqs, gated_seqs):  # ...and no player's numbering has a hole
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+
+    # a NACK for its last packet is answered under the number it got it with
+    last_seq, last_ts, last_body = got[GATED][-1]
+    out = router.on_datagram(SHARED, serialize([Nack(ssrc, ssrc, [last_seq])]), GATED, 3.0)
+    resent = [(fields(d)[1], fields(d)[2], d[12:]) for key, d, addr in out if key == SHARED and addr == GATED]
+    assert resent == [(last_seq, last_ts, last_body)]
