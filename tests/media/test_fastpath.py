@@ -436,7 +436,7 @@ STEP = st.one_of(
                                                   st.one_of(st.none(), st.integers(0, 70000))),
                                         max_size=3)),
     st.tuples(st.just("forward")),
-    st.tuples(st.just("gate"), st.integers(0, 2), st.booleans(), st.integers(-70000, 70000)),
+    st.tuples(st.just("gate"), st.integers(0, 2), st.booleans(), st.one_of(st.none(), st.integers(-70000, 70000))),
     st.tuples(st.just("fast_ok"), st.booleans()),
     st.tuples(st.just("hold"), st.integers(0, 3)),
     st.tuples(st.just("gop"), st.integers(-5, 5)),
