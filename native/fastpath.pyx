@@ -1183,7 +1183,7 @@ cdef class FastTrack:
         finally:
             free(slots)
 
-    def forward(self, double now):
+    def forward(self, double now, bint gated=False):
         cdef slot_t* s = self._find(self.last_ext)
         cdef Py_ssize_t i
         cdef player_t* p
@@ -1191,8 +1191,15 @@ cdef class FastTrack:
             return
         for i in range(self._nplayers):
             p = &self._players[i]
-            if p.mode == MODE_RTC and p.gate == GATE_NONE and (not p.has_min or s.ext >= p.min_ext):
+            if p.mode != MODE_RTC or (p.has_min and s.ext < p.min_ext):
+                continue
+            if p.gate == GATE_NONE:
                 self._send(i, s, now)
+            elif gated:
+                if p.gate == GATE_CLOSED:
+                    self._drop(p, s.ext, s.length)
+                else:
+                    self._send(i, s, now)
         self._flush()
 
     cdef int _send(self, Py_ssize_t i, slot_t* s, double now) except -1:

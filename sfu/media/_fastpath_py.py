@@ -411,17 +411,26 @@ class FastTrack:
                     else:
                         self._send(p, packet.ext_seq, packet.timestamp, now, packet.data)
 
-    def forward(self, now: float) -> None:
+    def forward(self, now: float, gated: bool = False) -> None:
         """The packet just stored (`last_ext`, one `ingest` left to the track) to every RTC player in the
-        table without a gate, unless it is older than the player's first (`min_ext`); gated players
-        are the track's to judge. Their numbering is a steady offset, so a late packet lands in the
-        hole it left and a packet after a gap leaves one."""
+        table without a gate, unless it is older than the player's first (`min_ext`); with `gated`,
+        to the gated ones too as their gates say (the track has just set them for this packet:
+        open, sent; closed, their numbering closes over it), else those are the track's to judge.
+        Their numbering is a steady offset, so a late packet lands in the hole it left and a packet
+        after a gap leaves one."""
         stored = self.packet(self.last_ext)
         if stored is None:
             return
         for p in self._players:
-            if p.mode == MODE_RTC and p.gate == GATE_NONE and (p.min_ext is None or stored.ext_seq >= p.min_ext):
+            if p.mode != MODE_RTC or (p.min_ext is not None and stored.ext_seq < p.min_ext):
+                continue
+            if p.gate == GATE_NONE:
                 self._send(p, stored.ext_seq, stored.timestamp, now, stored.data)
+            elif gated:
+                if p.gate == GATE_CLOSED:
+                    self._drop(p, stored.ext_seq, len(stored.data))
+                else:
+                    self._send(p, stored.ext_seq, stored.timestamp, now, stored.data)
 
     def _send(self, p: _Player, ext: int, ts: int, now: float, data: bytes) -> None:
         out = bytearray(data)

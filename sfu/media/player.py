@@ -94,18 +94,8 @@ class PlayerTrack:
             return True
         budget = path.budget
         size = len(p.data)
-        if p.timestamp != self.frame_ts or (self.kind == "audio"):
-            if self.frame_ts is not None and self.frame_bytes:
-                self.last_frame_bytes = self.frame_bytes
-            self.frame_ts, self.frame_bytes = p.timestamp, 0
-            budget.on_time(now)
-            expected = max(size, self.last_frame_bytes)
-            decision = budget.offer(self.kind, p.keyframe, p.droppable, expected, now, now,
-                                    path.congestion.estimate_bps)
-            self.frame_send = decision is Decision.SEND
-            self.frame_counted = expected
-            if not self.frame_send and self.kind == "video":
-                path.congestion.on_limited(now)
+        if self.new_frame(p):
+            self.judge_frame(p, now)
         self.frame_bytes += size
         if self.frame_send and self.frame_bytes > self.frame_counted:
             budget.add_bytes(self.kind, self.frame_bytes - self.frame_counted, now)
@@ -113,6 +103,28 @@ class PlayerTrack:
         if not self.frame_send:
             self.rewriter.drop(p.ext_seq)  # no gap in its numbering for what it will never get
             self.packets_dropped += 1
+        return self.frame_send
+
+    def new_frame(self, p: MediaPacket) -> bool:
+        """RTC: does this packet start a frame for the budget to judge (`judge_frame`)?"""
+        return p.timestamp != self.frame_ts or self.kind == "audio"
+
+    def judge_frame(self, p: MediaPacket, now: float) -> bool:
+        """RTC, a measured path: the budget's decision for the frame `p` starts (`frame_send`). A
+        gated player's first packet then goes as its gate says (the fast path sends it or drops
+        it; `absorb_fast` counts it, as admit() would have)."""
+        path = self.path
+        if self.frame_ts is not None and self.frame_bytes:
+            self.last_frame_bytes = self.frame_bytes
+        self.frame_ts, self.frame_bytes = p.timestamp, 0
+        path.budget.on_time(now)
+        expected = max(len(p.data), self.last_frame_bytes)
+        decision = path.budget.offer(self.kind, p.keyframe, p.droppable, expected, now, now,
+                                     path.congestion.estimate_bps)
+        self.frame_send = decision is Decision.SEND
+        self.frame_counted = expected
+        if not self.frame_send and self.kind == "video":
+            path.congestion.on_limited(now)
         return self.frame_send
 
     def admit_frame(self, frame: Frame, now: float) -> bool:

@@ -198,11 +198,23 @@ class PublisherTrack:
             if self._l3_seed:
                 self._seed_l3()
             self.jitter.push(packet, now)
+        gates_set = False
         if rtc and not flags & F_DUPLICATE:  # (a duplicate went to them as its first copy)
             pt = self.spec.payload_type
-            fast.forward(now)  # the table's RTC players without a gate: theirs is a steady offset
+            gated = self._gated
+            if gated and packet is not None and not late and prev_newest is not None and ext == prev_newest + 1:
+                # the first packet of a frame, in order: each gated player's budget judges the
+                # frame and sets its gate, and the fast path carries this packet out too
+                deltas = [(slot, p, p.rewriter.steady_delta()) for slot, p in gated if p.new_frame(packet)]
+                if len(deltas) == len(gated) and all(d is not None for _, _, d in deltas):
+                    for slot, p, delta in deltas:
+                        fast.set_gate(slot, GATE_OPEN if p.judge_frame(packet, now) else GATE_CLOSED, delta)
+                    gates_set = True
+            # the table's RTC players without a gate (theirs is a steady offset), and the gated ones
+            # when their gates are set for this packet
+            fast.forward(now, gates_set)
             for p in rtc:
-                if p.addr is None or (p.fast and not p.gated):
+                if p.addr is None or (p.fast and (not p.gated or gates_set)):
                     continue
                 if not p.started:
                     out += self._start(p, now)
@@ -217,7 +229,7 @@ class PublisherTrack:
         if self._measured:
             self._congestion_keyframes(now)
         self._repair_keyframes(now)
-        for slot, p in self._gated:  # this frame's decision, and the numbering after what was dropped
+        for slot, p in () if gates_set else self._gated:  # this frame's decision, and the numbering after what was dropped
             delta = p.rewriter.steady_delta()
             if delta is None:
                 self._table_dirty = True
@@ -324,6 +336,11 @@ class PublisherTrack:
             p.absorb_fast(*done, rate)
         if gaps and mode in (0, MODE_L3) and first == 0 and last is None:
             gaps.clear()  # every L3 player in the table is caught up
+
+    def sync_all(self) -> None:
+        """Bring every player's numbering and counts up to what the fast path did for it (before its
+        counts are read from outside the track: the node's totals)."""
+        self._pull()
 
     def sync(self, p: PlayerTrack) -> None:
         """Bring one player's numbering and counts up to what the fast path sent it: before Python

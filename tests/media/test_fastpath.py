@@ -435,7 +435,7 @@ STEP = st.one_of(
                                                   st.sampled_from([MODE_RTC, MODE_L3]), st.sampled_from([-1, 0, 1]),
                                                   st.one_of(st.none(), st.integers(0, 70000))),
                                         max_size=3)),
-    st.tuples(st.just("forward")),
+    st.tuples(st.just("forward"), st.booleans()),
     st.tuples(st.just("gate"), st.integers(0, 2), st.booleans(), st.one_of(st.none(), st.integers(-70000, 70000))),
     st.tuples(st.just("fast_ok"), st.booleans()),
     st.tuples(st.just("hold"), st.integers(0, 3)),
@@ -473,7 +473,7 @@ def test_the_compiled_fast_path_matches_the_reference(first, steps):
                                 for i, (d, o, m, g, e) in enumerate(step[1])])
                 loaded = step[1]
             elif step[0] == "forward":
-                t.forward(now)
+                t.forward(now, step[1])
                 result.append(("forward", t.take_out()))
             elif step[0] == "gate":
                 if step[1] < len(loaded) and loaded[step[1]][3] != -1:
