@@ -600,3 +600,11 @@ def blame(st: Step) -> str:
     if target < 0.85 and st.rewrite_errors and not st.ingress_drops:
         return "target's choice"  # it dropped frames with CPU to spare: a rate limit, not its capacity
     return "target"
+
+
+def print_table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """A plain text table on stdout: a header and rows of strings, columns padded to fit."""
+    widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(head)]
+    print(" | ".join(c.ljust(w) for c, w in zip(head, widths)))
+    for row in rows:
+        print(" | ".join(c.ljust(w) for c, w in zip(row, widths)))

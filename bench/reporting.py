@@ -36,8 +36,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _p in (str(HERE), str(ROOT)):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+from harness import print_table  # noqa: E402
 
 from sfu.media.router import SHARED, Router, TrackSpec  # noqa: E402
 from sfu.media.track import MediaSettings  # noqa: E402
@@ -164,10 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [(str(r["n"]), r["mode"], f"{r['silent']['us_per_datagram']:.2f}", f"{r['reporting']['us_per_datagram']:.2f}",
               f"{r['ratio']:.2f}x", f"{r['reporting']['python_datagrams']:,} of {r['reporting']['datagrams_out']:,}")
              for r in rows]
-    widths = [max(len(c), *(len(line[i]) for line in lines)) for i, c in enumerate(head)]
-    print(" | ".join(c.ljust(w) for c, w in zip(head, widths)))
-    for line in lines:
-        print(" | ".join(c.ljust(w) for c, w in zip(line, widths)))
+    print_table(head, lines)
     if args.json:
         Path(args.json).write_text(json.dumps({
             "results": rows, "settings": {"seconds": args.seconds, "rounds": args.rounds, "packets": args.packets,

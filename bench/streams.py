@@ -31,8 +31,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for _p in (str(HERE), str(ROOT)):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+from harness import print_table  # noqa: E402
 
 from sfu.media.router import Router, TrackSpec  # noqa: E402
 
@@ -176,10 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{e['us_per_packet']:.1f} ({e['x_one_stream']:.2f}x)" if e else "-",
                       f"{e['track_calls'] / e['wakeups']:.2f}" if e else "-",
                       f"{row['every_track_over_heap']:.2f}x" if e else "-"))
-    widths = [max(len(c), *(len(line[i]) for line in lines)) for i, c in enumerate(head)]
-    print(" | ".join(c.ljust(w) for c, w in zip(head, widths)))
-    for line in lines:
-        print(" | ".join(c.ljust(w) for c, w in zip(line, widths)))
+    print_table(head, lines)
     if args.json:
         Path(args.json).write_text(json.dumps({
             "results": rows, "settings": {"seconds": args.seconds, "players": args.players, "packets": args.packets,
