@@ -141,6 +141,12 @@ class SfuCollector:
         ):
             frames.add_metric([reason], value)
         yield frames
+        probes = CounterMetricFamily("sfu_congestion_probes", "Probes of a player's path that its latency "
+                                     "budget held below the stream: started, and failed (the path still took "
+                                     "less).", labels=["result"])
+        probes.add_metric(["started"], totals["probes"])
+        probes.add_metric(["failed"], totals["probes_failed"])
+        yield probes
         logins = CounterMetricFamily("sfu_login_failures", "Refused logins, by error code.", labels=["code"])
         for code, n in sorted(self.service.login_failures.items()):
             logins.add_metric([str(code)], n)

@@ -10,7 +10,8 @@ running totals; `totals(tracks, players)` adds the live objects' counters to the
 Totals (all monotonic): nacks_sent, plis_sent, retransmissions (PublisherTrack.counters);
 packets_late, frames_dropped_incomplete, frames_dropped_dependency, frames_dropped_overflow
 (JitterBuffer.counters); packets_dropped_budget (PlayerTrack.packets_dropped); dropped_droppable,
-dropped_skip, dropped_audio (LatencyBudget.counters, one per PlayerPath).
+dropped_skip, dropped_audio (LatencyBudget.counters, one per PlayerPath); probes, probes_failed
+(PlayerCongestion.counters, one per PlayerPath).
 
 Samples (drained by `take_*`; each source is bounded, so an absent reader costs little memory):
 L3 buffer delays (JitterBuffer.take_delay_samples) and first-frame times per mode
@@ -25,7 +26,8 @@ from collections.abc import Iterable
 TRACK_KEYS = ("nacks_sent", "plis_sent", "retransmissions")
 JITTER_KEYS = ("packets_late", "frames_dropped_incomplete", "frames_dropped_dependency", "frames_dropped_overflow")
 BUDGET_KEYS = ("dropped_droppable", "dropped_skip", "dropped_audio")
-KEYS = TRACK_KEYS + JITTER_KEYS + ("packets_dropped_budget",) + BUDGET_KEYS
+CONGESTION_KEYS = ("probes", "probes_failed")
+KEYS = TRACK_KEYS + JITTER_KEYS + ("packets_dropped_budget",) + BUDGET_KEYS + CONGESTION_KEYS
 _SAMPLES = 4096  # samples of ended tracks kept until the next drain
 
 
@@ -87,3 +89,4 @@ def _add_player(into: dict[str, int], tracks: Iterable) -> None:
             paths.append(pt.path)
     for path in paths:  # shared by the player's tracks: counted once
         _add(into, path.budget.counters, BUDGET_KEYS)
+        _add(into, path.congestion.counters, CONGESTION_KEYS)

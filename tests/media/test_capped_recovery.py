@@ -28,3 +28,12 @@ def test_a_capped_player_recovers_once_its_path_does() -> None:
     probed = [p.path.congestion for p in video.players if p.path.congestion.counters["probes"]]
     assert len(probed) == 2  # the two that were capped, and only those
     assert len(late) == (SECONDS - UNCAP - 30) * FPS
+
+
+def test_the_node_totals_count_the_probes() -> None:
+    router, _, _, _, _ = run(1, uncap_at=UNCAP, seconds=40)
+    totals = router.totals()
+    (video,) = [t for t in router.tracks() if t.spec.kind == "video"]
+    paths = [p.path.congestion for p in video.players]
+    assert totals["probes"] == sum(c.counters["probes"] for c in paths) >= 2  # each capped path probed
+    assert totals["probes_failed"] == sum(c.counters["probes_failed"] for c in paths)
