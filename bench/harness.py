@@ -608,3 +608,21 @@ def print_table(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
     print(" | ".join(c.ljust(w) for c, w in zip(head, widths)))
     for row in rows:
         print(" | ".join(c.ljust(w) for c, w in zip(row, widths)))
+
+
+def counts(text: str) -> list[int]:
+    """argparse type: a comma-separated list of whole numbers >= 1 (player or stream counts)."""
+    import argparse
+
+    try:
+        out = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, got {text!r}") from None
+    if not out or any(n < 1 for n in out):
+        raise argparse.ArgumentTypeError(f"counts must be >= 1, got {text!r}")
+    return out
+
+
+def median_run(runs: list[dict], key: str) -> dict:
+    """The run whose `key` is the median of the runs' (the upper middle of an even count)."""
+    return sorted(runs, key=lambda r: r[key])[len(runs) // 2]

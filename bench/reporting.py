@@ -40,7 +40,8 @@ for _p in (str(HERE), str(ROOT)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from harness import print_table  # noqa: E402
+from harness import counts, median_run, print_table  # noqa: E402
+from streams import build  # noqa: E402
 
 from sfu.media.router import SHARED, Router, TrackSpec  # noqa: E402
 from sfu.media.track import MediaSettings  # noqa: E402
@@ -48,9 +49,7 @@ from sfu.media.track import MediaSettings  # noqa: E402
 VP8 = (TrackSpec("video", "VP8", 96),)
 FPS, GOP = 30, 60
 PUB = ("127.0.0.2", 5000)
-VP8_KEY = b"\x10\x10\x00\x00\x9d\x01\x2a\x40\x01\xf0\x00" + bytes(1100)
-VP8_DELTA = b"\x10\x11\x00\x00" + bytes(1100)
-VP8_MORE = b"\x00" + bytes(1100)
+BODY = 1100  # payload bytes after each packet's VP8 descriptor
 
 
 def rr(sender_ssrc: int) -> bytes:
@@ -59,16 +58,8 @@ def rr(sender_ssrc: int) -> bytes:
 
 
 def inputs(seconds: float, packets: int) -> list[tuple[float, bytes]]:
-    out, seq = [], 0
-    for f in range(round(seconds * FPS)):
-        key = f % GOP == 0
-        for i in range(packets):
-            payload = (VP8_KEY if key else VP8_DELTA) if i == 0 else VP8_MORE
-            marker = 0x80 if i == packets - 1 else 0
-            out.append((f / FPS + i * 0.0005, struct.pack("!BBHII", 0x80, marker | 96, seq & 0xFFFF, f * 3000, 0x77)
-                        + payload))
-            seq += 1
-    return out
+    """(time, datagram) of one stream: bench/streams.py's."""
+    return [(at, data) for at, _, data in build(1, seconds, packets, BODY)]
 
 
 def run(n: int, mode: str, reporting: bool, media: list[tuple[float, bytes]]) -> dict:
@@ -121,16 +112,9 @@ def run(n: int, mode: str, reporting: bool, media: list[tuple[float, bytes]]) ->
         out_sock.close()
 
 
-def _ints(text: str) -> list[int]:
-    out = [int(x) for x in text.split(",") if x.strip()]
-    if not out or any(n < 1 for n in out):
-        raise argparse.ArgumentTypeError("player counts must be >= 1")
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="sfu bench reporting", description=__doc__.split("\n\n")[0])
-    p.add_argument("--players", type=_ints, default=[50, 200, 500], help="player counts N (default 50,200,500)")
+    p.add_argument("--players", type=counts, default=[50, 200, 500], help="player counts N (default 50,200,500)")
     p.add_argument("--modes", default="rtc,l3", help="play modes (default rtc,l3)")
     p.add_argument("--seconds", type=float, default=3.0, help="virtual seconds of media per run (default 3)")
     p.add_argument("--rounds", type=int, default=3,
@@ -155,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                     runs[kind].append(r)
             row: dict = {"n": n, "mode": mode}
             for kind, rs in runs.items():
-                med = sorted(rs, key=lambda x: x["us_per_datagram"])[len(rs) // 2]
+                med = median_run(rs, "us_per_datagram")
                 med["us_per_datagram_runs"] = [round(x["us_per_datagram"], 3) for x in rs]
                 row[kind] = med
             row["ratio"] = row["reporting"]["us_per_datagram"] / row["silent"]["us_per_datagram"]

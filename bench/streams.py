@@ -35,16 +35,17 @@ for _p in (str(HERE), str(ROOT)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from harness import print_table  # noqa: E402
+from harness import counts, median_run, print_table  # noqa: E402
 
 from sfu.media.router import Router, TrackSpec  # noqa: E402
 
 VP8 = (TrackSpec("video", "VP8", 96),)
 FPS = 30
 GOP = 60
-VP8_KEY = b"\x10\x10\x00\x00\x9d\x01\x2a\x40\x01\xf0\x00" + bytes(1000)
-VP8_DELTA = b"\x10\x11\x00\x00" + bytes(1000)
-VP8_MORE = b"\x00" + bytes(1000)
+# each packet's VP8 payload descriptor (and a keyframe's start), before its body
+VP8_KEY = b"\x10\x10\x00\x00\x9d\x01\x2a\x40\x01\xf0\x00"
+VP8_DELTA = b"\x10\x11\x00\x00"
+VP8_MORE = b"\x00"
 
 
 class EveryTrackRouter(Router):
@@ -60,8 +61,10 @@ class EveryTrackRouter(Router):
         return out
 
 
-def build(m: int, seconds: float, packets: int) -> list[tuple[float, int, bytes]]:
-    """(time, stream index, datagram) for every packet of every stream, in time order."""
+def build(m: int, seconds: float, packets: int, body: int = 1000) -> list[tuple[float, int, bytes]]:
+    """(time, stream index, datagram) for every packet of every stream, in time order; `body` bytes
+    of payload after each packet's VP8 descriptor."""
+    key_payload, delta_payload, more_payload = (head + bytes(body) for head in (VP8_KEY, VP8_DELTA, VP8_MORE))
     out = []
     for s in range(m):
         phase = s / m / FPS
@@ -70,7 +73,7 @@ def build(m: int, seconds: float, packets: int) -> list[tuple[float, int, bytes]
             at = phase + f / FPS
             key = f % GOP == 0
             for i in range(packets):
-                payload = (VP8_KEY if key else VP8_DELTA) if i == 0 else VP8_MORE
+                payload = (key_payload if key else delta_payload) if i == 0 else more_payload
                 marker = 0x80 if i == packets - 1 else 0
                 data = struct.pack("!BBHII", 0x80, marker | 96, seq & 0xFFFF, f * 3000, 0x1000 + s) + payload
                 out.append((at + i * 0.0005, s, data))
@@ -118,16 +121,9 @@ def run(router_cls: type[Router], m: int, players: int, inputs: list) -> dict:
             "frames_released": released, "us_per_packet": cpu / len(inputs) * 1e6}
 
 
-def _ints(text: str) -> list[int]:
-    out = [int(x) for x in text.split(",") if x.strip()]
-    if not out or any(n < 1 for n in out):
-        raise argparse.ArgumentTypeError("stream counts must be >= 1")
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="sfu bench streams", description=__doc__.split("\n\n")[0])
-    p.add_argument("--streams", type=_ints, default=[1, 10, 50, 200], help="stream counts M (default 1,10,50,200)")
+    p.add_argument("--streams", type=counts, default=[1, 10, 50, 200], help="stream counts M (default 1,10,50,200)")
     p.add_argument("--seconds", type=float, default=2.0,
                    help="virtual seconds of media per stream, at least (default 2; fewer streams run longer, "
                         "to --min-packets)")
@@ -159,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                 assert r["frames_released"] > 0, "the L3 timelines released nothing"
                 runs[label].append(r)
         for label, _ in labels:
-            r = sorted(runs[label], key=lambda x: x["us_per_packet"])[len(runs[label]) // 2]  # the median run
+            r = median_run(runs[label], "us_per_packet")
             r["us_per_packet_runs"] = [round(x["us_per_packet"], 2) for x in runs[label]]
             base.setdefault(label, r["us_per_packet"])
             r["x_one_stream"] = r["us_per_packet"] / base[label]
