@@ -33,7 +33,7 @@ if str(HERE) not in sys.path:
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from harness import (FULL, QUICK, Generator, Pinning, Players, Procs, SearchResult, Settings, Step,  # noqa: E402
+from harness import (FULL, QUICK, Generator, Pinning, Players, Procs, SearchResult, Settings, Step, counts,  # noqa: E402
                      StepRunner, build_tools, raise_fd_limit, rss_bytes, search, wait_for_port)
 
 PLAYERS = (1, 10, 100, 500, 1000)
@@ -562,16 +562,6 @@ def table(report: dict) -> str:
 
 # ----- main --------------------------------------------------------------------------------------
 
-def _int_list(text: str) -> list[int]:
-    try:
-        out = [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
-    if not out or any(n < 1 for n in out):
-        raise argparse.ArgumentTypeError("player counts must be >= 1")
-    return out
-
-
 def _modes(text: str) -> list[str]:
     out = [m.strip().lower() for m in text.split(",") if m.strip()]
     if not out or any(m not in MODES for m in out):
@@ -581,7 +571,7 @@ def _modes(text: str) -> list[str]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="sfu bench fanout", description=__doc__.split("\n\n")[0])
-    p.add_argument("--players", type=_int_list, default=list(PLAYERS), help="player counts N (default 1,10,100,500,1000)")
+    p.add_argument("--players", type=counts, default=list(PLAYERS), help="player counts N (default 1,10,100,500,1000)")
     p.add_argument("--modes", type=_modes, default=list(MODES), help="play modes (default rtc,l3)")
     p.add_argument("--quick", action="store_true", help="short steps and fewer of them (a smoke run, not a measurement)")
     p.add_argument("--json", metavar="FILE", help="write the results here")
