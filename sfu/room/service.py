@@ -108,12 +108,15 @@ class RoomService:
 
     def handle_timer(self, now: float) -> None:
         stall = self.config.heartbeat_interval
+        pruned = False
         while (entry := self._timers.pop_due_entry(now)) is not None:
             key, deadline = entry
             kind, ident = key
             if kind in ("auth", "live", "grace"):
                 if now - deadline > stall and key not in self._deferred:
-                    self._deferred = {k for k in self._deferred if k in self._timers}  # (those gone since)
+                    if not pruned:  # forget those whose timers went since (once a call: a stall defers many)
+                        self._deferred = {k for k in self._deferred if k in self._timers}
+                        pruned = True
                     self._deferred.add(key)  # the node stalled: hear the client first (rules)
                     self._timers.set(key, now + stall)
                     self.counters["checks_deferred"] += 1
