@@ -15,10 +15,11 @@ latches it, and its answers come back through the link.
 ``media_route`` for the SDK (``PublisherConfig``/``PlayerConfig``), which calls it once per
 track with the node's address.
 
-Time is the event loop's clock: each datagram is put on its direction's NetEm at ``loop.time()``
-and one timer is armed at the earliest delivery time of either direction; when it fires, what is
-due is sent (a timer that fires early polls at its deadline, so nothing is held a whole loop
-turn longer). ``tap(direction, data, now)``, when given, sees every datagram entering the link
+Time is ``time.monotonic()``, not the event loop's clock (uvloop's counts whole milliseconds and
+stands still through a loop turn): each datagram is put on its direction's NetEm when it is read,
+and one timer is armed for the earliest delivery time of either direction; when it fires, what is
+due is sent. A timer that fires before its deadline (uvloop rounds to the millisecond) is armed
+again for the rest: nothing leaves the link before its time. ``tap(direction, data, now)``, when given, sees every datagram entering the link
 (before any impairment): benchmarks read what a client really sent there.
 
 Counters: the NetEms' own (``up.counters``, ``down.counters``: sent, lost, duplicated,
@@ -31,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import Callable
 
 from sfu.media.netem import NetEm
@@ -125,7 +127,7 @@ class ImpairedLink:
     def _enter(self, direction: str, flow: _Flow, data: bytes) -> None:
         if self._closed:
             return
-        now = self._loop.time()
+        now = time.monotonic()
         if self.tap is not None:
             self.tap(direction, data, now)
         packet = _Datagram(data)
@@ -136,7 +138,11 @@ class ImpairedLink:
     def _on_timer(self) -> None:
         at, self._timer, self._timer_at = self._timer_at, None, None
         if not self._closed:
-            self._deliver(max(self._loop.time(), at or 0.0))
+            now = time.monotonic()
+            if at is not None and now < at:
+                self._arm(at, now)  # early: the rest of the wait
+            else:
+                self._deliver(now)
 
     def _deliver(self, now: float) -> None:
         for packet in self.up.poll(now):
@@ -152,8 +158,14 @@ class ImpairedLink:
             return
         if self._timer is not None:
             self._timer.cancel()
+            self._timer = None
+        self._timer_at = None
+        if deadline is not None:
+            self._arm(deadline, now)
+
+    def _arm(self, deadline: float, now: float) -> None:
         self._timer_at = deadline
-        self._timer = None if deadline is None else self._loop.call_at(deadline, self._on_timer)
+        self._timer = self._loop.call_later(deadline - now, self._on_timer)
 
     def _send(self, flow: _Flow, data: bytes, addr: Addr) -> None:
         transport = flow.transport

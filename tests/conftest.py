@@ -10,6 +10,7 @@ from itertools import count
 
 import aiohttp
 import pytest
+import uvloop
 
 from sfu.config import AppConfig, Config, MetricsConfig, NodeConfig, SessionConfig, SignallingConfig
 
@@ -17,6 +18,17 @@ APP_ID = 1234567890
 SECRET = "0123456789abcdef0123456789abcdef"
 OTHER_APP_ID = 987654321
 OTHER_SECRET = "fedcba9876543210fedcba9876543210"
+
+
+def pytest_asyncio_loop_factories(config, item):
+    """The event loops a test runs on (pytest-asyncio's hook).
+
+    The node runs on uvloop (`sfu serve`, the SDK's CLI, the benches), so its tests do too. The SDK
+    (`tests/client/`) runs on whatever loop its application brings, so its tests run on both.
+    """
+    if "client" in item.path.relative_to(item.config.rootpath).parts[1:2]:
+        return {"uvloop": uvloop.new_event_loop, "asyncio": asyncio.new_event_loop}
+    return {"uvloop": uvloop.new_event_loop}
 
 
 def make_token(user_id: str, *, app_id: int = APP_ID, secret: str = SECRET, room_id: str | None = None,
