@@ -4,8 +4,8 @@
 
 A player that reports has its path measured: its latency budget then decides, frame by frame, what
 it is sent (docs/media.md, "the fast table"). An RTC one stays in the compiled fast path behind a
-gate that Python sets at each frame's first packet (that packet goes from Python); an L3 one leaves
-the fast path: each released frame is rewritten and sent for it in Python, a datagram at a time.
+gate that Python sets at each frame's first packet; an L3 one too, behind a gate Python sets at each
+released frame.
 
 In this process, on a virtual clock for the Router, with the compiled fast path sending on a real
 loopback UDP socket (to one sink socket that nobody reads: the kernel drops what overflows it,

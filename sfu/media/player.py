@@ -142,10 +142,7 @@ class PlayerTrack:
         """L3, in its track's fast table behind a gate: admit_frame's decision for a released frame
         (`size` bytes: `frame_size`; `frame_droppable`), which the fast path carries out (it sends
         or drops the frame; `absorb_fast` counts what it did)."""
-        send = self._frame_decision(keyframe, size, droppable, now)
-        self.frame_bytes = 0  # absorb_fast's frame accounting: the offer queued the whole frame
-        self.frame_counted = size if send else 0
-        return send
+        return self._frame_decision(keyframe, size, droppable, now)  # (the offer queued the whole frame)
 
     def _frame_decision(self, keyframe: bool, size: int, droppable: bool, now: float) -> bool:
         path = self.path
@@ -189,7 +186,7 @@ class PlayerTrack:
                 self.rewriter.drop(e)
             self.packets_dropped += drops
         path = self.path
-        if path is not None and path.measured:  # the rest of admit()'s frame accounting
+        if path is not None and path.measured and not self.l3:  # the rest of admit()'s frame accounting (RTC)
             self.frame_bytes += size + drop_bytes
             if self.frame_send and self.frame_bytes > self.frame_counted:
                 path.budget.add_bytes(self.kind, self.frame_bytes - self.frame_counted, last_arrival)

@@ -21,6 +21,15 @@ A player that starts gets its mode's cached GOP at once, then follows live (a GO
 cache: its keyframe alone, then nothing until the next keyframe, asked for then). The L3 timeline runs
 while the track has L3 players; the first one seeds it from the ring's GOP, so it starts at once
 too.
+Lazy pulls of gated L3 players. A measured L3 player's budget judges each released frame whole
+(`PlayerTrack.gate_frame`: the offer queues all its bytes), so its budget needs nothing from a pull,
+and the track pulls those players only: all together at most every GATED_PULL_INTERVAL (their send
+rate, which congestion control reads at their next receiver report, is taken from what a pull
+brings: a batch is dated at its last packet, so the interval bounds how far a batch is misdated
+within the 1 s window); one alone when its gate changes (a pull must bring one run of sends or one
+run of drops: a drop before a send could no longer be dropped in its rewriter); all of them
+before a frame out of order; and wherever Python touches players (their reports, NACKs, sender
+reports, the totals, a reload).
 Held packets. While the track's players are all L3 players, the next packets of the newest frame
 need nothing from Python but their place in the jitter buffer: the track lets the fast path keep
 them (`fast.hold`: as many as the buffer has room for, and only while it holds that frame, so a held
@@ -55,6 +64,7 @@ SENDER_REPORT_SLICE = 32  # players per SR tick: a round over many players is sp
 _FIRST_FRAME_SAMPLES = 4096
 _KEYFRAME_START = F_KEYFRAME | F_FRAME_START  # the first packet of a keyframe (every audio packet)
 _L3_GAPS = 1024  # gaps the fast table's L3 players skipped, logged until each player is caught up
+GATED_PULL_INTERVAL = 0.1  # seconds: the longest the gated L3 players go without a pull (module rules)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +139,7 @@ class PublisherTrack:
         self._measured: list[PlayerTrack] = []
         self._gated: list[tuple[int, PlayerTrack]] = []  # (slot, player): in the table, their budget decides per frame
         self._l3_gated: list[tuple[int, PlayerTrack]] = []  # the same for L3 players, in consecutive slots
+        self._l3_gated_pull_at = 0.0  # when the gated L3 players are next pulled all together (module rules)
         self._l3: list[PlayerTrack] = []  # the L3 players, and those of them not in the fast table
         self._l3_python: list[PlayerTrack] = []
         self.sender_report: SenderReport | None = None  # the publisher's last, and when it came
@@ -585,12 +596,18 @@ class PublisherTrack:
             gap = frame.first_ext_seq - last - 1
             skip = gap if 0 < gap < SKIP_LIMIT else 0  # as PlayerTrack.skip_to: a longer jump stays a gap
             gated = self._l3_gated
-            if gated:  # their budgets judge this frame (after what the fast path did for them so far)
-                self._pull(MODE_L3, gated[0][0], gated[-1][0] + 1)
+            if gated:  # their budgets judge this frame; the fast path carries out what they decide
+                if gap < 0 or now >= self._l3_gated_pull_at:  # (module rules: lazy pulls)
+                    self._pull(MODE_L3, gated[0][0], gated[-1][0] + 1)
+                    self._l3_gated_pull_at = now + GATED_PULL_INTERVAL
                 keyframe, size, droppable = frame.keyframe, frame_size(frame), frame_droppable(frame)
                 set_gate = self.fast.set_gate
                 for slot, p in gated:
-                    set_gate(slot, GATE_OPEN if p.gate_frame(keyframe, size, droppable, now) else GATE_CLOSED)
+                    was = p.frame_send
+                    send = p.gate_frame(keyframe, size, droppable, now)
+                    if send != was:  # a pull takes one run of sends or of drops
+                        self._pull(MODE_L3, slot, slot + 1)
+                    set_gate(slot, GATE_OPEN if send else GATE_CLOSED)
             if skip:
                 if len(self._l3_gaps) >= _L3_GAPS:
                     self._pull(MODE_L3)  # catches every L3 player up: the log starts again

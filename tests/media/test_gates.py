@@ -75,3 +75,65 @@ def test_a_reporting_player_is_gated_in_the_fast_path_and_its_numbering_stays_wh
     out = router.on_datagram(SHARED, serialize([Nack(ssrc, ssrc, [last_seq])]), GATED, 3.0)
     resent = [(fields(d)[1], fields(d)[2], d[12:]) for key, d, addr in out if key == SHARED and addr == GATED]
     assert resent == [(last_seq, last_ts, last_body)]
+
+
+@pytest.mark.parametrize("remb_bps", [500_000, 20_000_000], ids=["changing", "open"])
+def test_l3_gates_are_pulled_lazily_and_lose_nothing(remb_bps) -> None:
+    """The track pulls its gated L3 players lazily (sfu/media/track.py, "Lazy pulls"): at each gate
+    change, and all together at most every GATED_PULL_INTERVAL. Every other frame is droppable.
+    "changing": a path that takes ~70 % of the stream, so the budget drops droppable frames here
+    and there: the gate changes every few frames, and runs of sends span whole pull intervals.
+    "open": a path that takes it all, so the gate never changes. Either way every packet the player
+    got must be NACKable under the number it got it with, its numbering must stay whole, its counts
+    and its send rate (dated by the pulls) must be what it was sent."""
+    ids = count(0x1000)
+    router = Router(MediaSettings(l3_min_delay=0.1, l3_max_delay=0.1, l3_late_repair=False),
+                    new_ssrc=lambda: next(ids))
+    (video,) = router.add_publisher(1, "s1", (TrackSpec("video", "VP8", 96),))
+    ssrc = router.add_player(1, "s1", "gated", {"video": GATED}, l3=True)[0]["video"]
+    track = router.track(video)
+    got: list[tuple[float, int, bytes]] = []  # (when, seq, payload)
+
+    def take(out, now: float) -> None:
+        for key, data, addr in out:
+            if key == SHARED and addr == GATED and data[1] & 0x7F == 96:
+                got.append((now, fields(data)[1], data))
+
+    seq, droppable = 0, b"\x30" + VP8_DELTA[1:]  # VP8 N bit: no frame depends on it
+    for f in range(150):  # 5 s at 30 frames/s, 3 packets a frame, a keyframe every 2 s
+        now = f / 30
+        if f == 5:
+            router.on_datagram(SHARED, rtcp_rr(ssrc), GATED, now)
+            router.on_datagram(SHARED, serialize([Remb(ssrc, remb_bps, [ssrc])]), GATED, now)
+        first = VP8_KEY if f % 60 == 0 else droppable if f % 2 else VP8_DELTA
+        for k in range(3):
+            head = first if k == 0 else b"\x20" if first is droppable else b"\x00"
+            payload = head + seq.to_bytes(4, "big") + BODY  # each packet's own payload
+            take(router.on_datagram(video, rtp(seq, 3000 * f, 7, payload, marker=k == 2), PUB, now), now)
+            seq += 1
+        while (t := router.next_timer()) is not None and t <= now:
+            take(router.on_timer(t), t)
+        take(track.fast.take_out(), now)  # (no socket here: the fast path leaves its datagrams to be taken)
+
+    (gated,) = track.players
+    assert gated.gated and gated.fast
+    counters = gated.path.budget.counters
+    assert counters["dropped_skip"] == 0
+    assert counters["dropped_droppable"] >= 20 if remb_bps < 1_000_000 else counters["dropped_droppable"] == 0
+    seqs = [s for _, s, _ in got]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # dropped frames closed over: no hole
+
+    # its counts and its send rate (congestion control reads it at a report) are what it was sent
+    router.totals()
+    end = 149 / 30
+    assert gated.packets_sent == len(got)
+    recent = sum(len(d) for at, _, d in got if at > end - 1.0)
+    assert gated.path.congestion.send_rate_bps(end) == pytest.approx(recent * 8, rel=0.12)
+
+    # each packet of its last half second is resent under its number, with its own payload (one
+    # NACK each, 20 ms apart, once its budget's queue has drained: resends must fit its path too)
+    asked = [(s, d) for at, s, d in got if at > end - 0.5]
+    assert len(asked) >= 20
+    for i, (s, d) in enumerate(asked):
+        out = router.on_datagram(SHARED, serialize([Nack(ssrc, ssrc, [s])]), GATED, end + 0.4 + 0.02 * i)
+        assert [r for key, r, addr in out if key == SHARED and addr == GATED] == [d]
