@@ -19,8 +19,9 @@ Time is ``time.monotonic()``, not the event loop's clock (uvloop's counts whole 
 stands still through a loop turn): each datagram is put on its direction's NetEm when it is read,
 and one timer is armed for the earliest delivery time of either direction; when it fires, what is
 due is sent. A timer that fires before its deadline (uvloop rounds to the millisecond) is armed
-again for the rest: nothing leaves the link before its time. ``tap(direction, data, now)``, when given, sees every datagram entering the link
-(before any impairment): benchmarks read what a client really sent there.
+again for the rest: nothing leaves the link before its time. ``tap(direction, data, now)``, when
+given, sees every datagram entering the link (before any impairment): benchmarks read what a
+client really sent there.
 
 Counters: the NetEms' own (``up.counters``, ``down.counters``: sent, lost, duplicated,
 dropped_queue, delivered), and ``counters``: unrouted (came down a flow that has had no client yet:

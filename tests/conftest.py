@@ -26,7 +26,7 @@ def pytest_asyncio_loop_factories(config, item):
     The node runs on uvloop (`sfu serve`, the SDK's CLI, the benches), so its tests do too. The SDK
     (`tests/client/`) runs on whatever loop its application brings, so its tests run on both.
     """
-    if "client" in item.path.relative_to(item.config.rootpath).parts[1:2]:
+    if item.path.relative_to(item.config.rootpath).parts[:2] == ("tests", "client"):
         return {"uvloop": uvloop.new_event_loop, "asyncio": asyncio.new_event_loop}
     return {"uvloop": uvloop.new_event_loop}
 
