@@ -117,7 +117,6 @@ class PlayerTrack:
         if self.frame_ts is not None and self.frame_bytes:
             self.last_frame_bytes = self.frame_bytes
         self.frame_ts, self.frame_bytes = p.timestamp, 0
-        path.budget.on_time(now)
         expected = max(len(p.data), self.last_frame_bytes)
         decision = path.budget.offer(self.kind, p.keyframe, p.droppable, expected, now, now,
                                      path.congestion.estimate_bps)
@@ -126,6 +125,15 @@ class PlayerTrack:
         if not self.frame_send and self.kind == "video":
             path.congestion.on_limited(now)
         return self.frame_send
+
+    def account_frame(self, size: int, at: float) -> None:
+        """RTC, in its track's fast table behind a gate: the frame it is on has carried `size` bytes
+        so far (sent to it or dropped for it; the last at `at`), as `admit` would have counted
+        them one by one: its budget queues what it has not counted yet, if the frame is sent."""
+        self.frame_bytes = size
+        if self.frame_send and size > self.frame_counted:
+            self.path.budget.add_bytes(self.kind, size - self.frame_counted, at)
+            self.frame_counted = size
 
     def admit_frame(self, frame: Frame, now: float) -> bool:
         """L3: does this released frame go to the player? Judged from its release, not its capture:
@@ -146,7 +154,6 @@ class PlayerTrack:
 
     def _frame_decision(self, keyframe: bool, size: int, droppable: bool, now: float) -> bool:
         path = self.path
-        path.budget.on_time(now)
         decision = path.budget.offer(self.kind, keyframe, droppable, size, now, now, path.congestion.estimate_bps)
         self.frame_send = decision is Decision.SEND
         if not self.frame_send and self.kind == "video":
@@ -171,7 +178,7 @@ class PlayerTrack:
                     drops: int, drop_bytes: int, drop_first: int, drop_last: int, clock_rate: int) -> None:
         """What the fast path did for this player since the last time (its track's FastTrack):
         sent `count` packets (the last `last_ext`), or dropped `drops` consecutive ones (a frame its
-        budget refused). Brings the rewriters, counts and budget to where sending or dropping those
+        budget refused). Brings the rewriters and counts to where sending or dropping those
         packets one by one here would have."""
         if count:
             self.rewriter.rewrite(last_ext)  # the number the fast path gave it: now the rewriter knows
@@ -185,12 +192,7 @@ class PlayerTrack:
             for e in range(drop_first, drop_last + 1):
                 self.rewriter.drop(e)
             self.packets_dropped += drops
-        path = self.path
-        if path is not None and path.measured and not self.l3:  # the rest of admit()'s frame accounting (RTC)
-            self.frame_bytes += size + drop_bytes
-            if self.frame_send and self.frame_bytes > self.frame_counted:
-                path.budget.add_bytes(self.kind, self.frame_bytes - self.frame_counted, last_arrival)
-                self.frame_counted = self.frame_bytes
+        # (a gated player's frame accounting, for its latency budget, is its track's: `account_frame`)
 
     def admit_resend(self, size: int, now: float) -> bool:
         """A retransmission to this player: does it fit its path (the budget's rule 10)? Counted as sent if so."""

@@ -21,15 +21,20 @@ A player that starts gets its mode's cached GOP at once, then follows live (a GO
 cache: its keyframe alone, then nothing until the next keyframe, asked for then). The L3 timeline runs
 while the track has L3 players; the first one seeds it from the ring's GOP, so it starts at once
 too.
-Lazy pulls of gated L3 players. A measured L3 player's budget judges each released frame whole
-(`PlayerTrack.gate_frame`: the offer queues all its bytes), so its budget needs nothing from a pull,
-and the track pulls those players only: all together at most every GATED_PULL_INTERVAL (their send
+Lazy pulls of gated players. A gated player's budget needs nothing from a pull: an L3 one judges
+each released frame whole (`PlayerTrack.gate_frame`: the offer queues all its bytes); an RTC one
+judges a frame at its first packet with the last frame's size, and the rest of the frame, which
+goes from the fast path unseen here, is queued from the ring at the next packet left here
+(`_account_frame`, `PlayerTrack.account_frame`: as `admit` would have, packet by packet). And the
+fast path keeps a gated player's numbering itself (a closed gate closes it over what it drops). So
+the track pulls them only: all of a mode together at most every GATED_PULL_INTERVAL (their send
 rate, which congestion control reads at their next receiver report, is taken from what a pull
 brings: a batch is dated at its last packet, so the interval bounds how far a batch is misdated
 within the 1 s window); one alone when its gate changes (a pull must bring one run of sends or one
 run of drops: a drop before a send could no longer be dropped in its rewriter); all of them
-before a frame out of order; and wherever Python touches players (their reports, NACKs, sender
-reports, the totals, a reload).
+before an L3 frame out of order, and before an RTC packet that is not the first of a frame in
+order (it is served here, packet by packet); and wherever Python touches players (their reports,
+NACKs, sender reports, the totals, a reload).
 Held packets. While the track's players are all L3 players, the next packets of the newest frame
 need nothing from Python but their place in the jitter buffer: the track lets the fast path keep
 them (`fast.hold`: as many as the buffer has room for, and only while it holds that frame, so a held
@@ -64,7 +69,17 @@ SENDER_REPORT_SLICE = 32  # players per SR tick: a round over many players is sp
 _FIRST_FRAME_SAMPLES = 4096
 _KEYFRAME_START = F_KEYFRAME | F_FRAME_START  # the first packet of a keyframe (every audio packet)
 _L3_GAPS = 1024  # gaps the fast table's L3 players skipped, logged until each player is caught up
-GATED_PULL_INTERVAL = 0.1  # seconds: the longest the gated L3 players go without a pull (module rules)
+GATED_PULL_INTERVAL = 0.1  # seconds: the longest the gated players go without a pull (module rules)
+
+
+@dataclass(slots=True)
+class _FrameSeen:
+    """The newest frame, as the packets left to Python saw it start (`_account_frame`)."""
+    timestamp: int
+    first: int  # its first packet's ext_seq
+    scanned: int  # the ring is summed up to here
+    size: int = 0  # bytes of its packets in the ring up to `scanned`
+    last_arrival: float = 0.0  # the last of them
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +155,8 @@ class PublisherTrack:
         self._gated: list[tuple[int, PlayerTrack]] = []  # (slot, player): in the table, their budget decides per frame
         self._l3_gated: list[tuple[int, PlayerTrack]] = []  # the same for L3 players, in consecutive slots
         self._l3_gated_pull_at = 0.0  # when the gated L3 players are next pulled all together (module rules)
+        self._gated_pull_at = 0.0  # the same for the gated RTC players
+        self._frame: _FrameSeen | None = None  # the newest frame: the gated RTC players' frame accounting
         self._l3: list[PlayerTrack] = []  # the L3 players, and those of them not in the fast table
         self._l3_python: list[PlayerTrack] = []
         self.sender_report: SenderReport | None = None  # the publisher's last, and when it came
@@ -181,9 +198,6 @@ class PublisherTrack:
         if flags & F_LATE and stored is None:
             return []  # older than the whole history (a wild jump back): nothing can use it
         self.catch_up()  # the packets held before this one go first
-        if self._gated:
-            self._pull(MODE_RTC)  # gated players are judged here (the others in the table Python skips:
-            # pulling 1000 of them for each keyframe stalled forwarding ~4 ms)
         keyframe_start = flags & _KEYFRAME_START == _KEYFRAME_START
         late = bool(flags & F_LATE)
         if prev_newest is not None and ext == prev_newest + 1 and not keyframe_start:
@@ -209,18 +223,32 @@ class PublisherTrack:
             if self._l3_seed:
                 self._seed_l3()
             self.jitter.push(packet, now)
+        gated, steady = self._gated, False
+        if gated:
+            # the first packet of a frame, in order, new to every gated player: their budgets judge
+            # it and set their gates, and the fast path carries it out too, without a pull (module
+            # rules: lazy pulls). Anything else: they are pulled (the others in the table Python
+            # skips: pulling 1000 of them for each keyframe stalled forwarding ~4 ms) and served here.
+            steady = packet is not None and not late and not flags & F_DUPLICATE and prev_newest is not None \
+                and ext == prev_newest + 1 and all(p.new_frame(packet) for _, p in gated)
+            if not steady or now >= self._gated_pull_at:
+                self._pull(MODE_RTC)
+                self._gated_pull_at = now + GATED_PULL_INTERVAL
+            if prev_newest is not None:
+                self._account_frame(prev_newest, ext)
         gates_set = False
         if rtc and not flags & F_DUPLICATE:  # (a duplicate went to them as its first copy)
             pt = self.spec.payload_type
-            gated = self._gated
-            if gated and packet is not None and not late and prev_newest is not None and ext == prev_newest + 1:
-                # the first packet of a frame, in order: each gated player's budget judges the
-                # frame and sets its gate, and the fast path carries this packet out too
-                deltas = [(slot, p, p.rewriter.steady_delta()) for slot, p in gated if p.new_frame(packet)]
-                if len(deltas) == len(gated) and all(d is not None for _, _, d in deltas):
-                    for slot, p, delta in deltas:
-                        fast.set_gate(slot, GATE_OPEN if p.judge_frame(packet, now) else GATE_CLOSED, delta)
-                    gates_set = True
+            if steady:
+                for slot, p in gated:
+                    was = p.frame_send
+                    send = p.judge_frame(packet, now)
+                    delta = None  # the fast path's numbering is the player's (it closes over drops itself)
+                    if send != was:  # a pull takes one run of sends or of drops
+                        self._pull(MODE_RTC, slot, slot + 1)
+                        delta = p.rewriter.steady_delta()
+                    fast.set_gate(slot, GATE_OPEN if send else GATE_CLOSED, delta)
+                gates_set = True
             # the table's RTC players without a gate (theirs is a steady offset), and the gated ones
             # when their gates are set for this packet
             fast.forward(now, gates_set)
@@ -246,11 +274,37 @@ class PublisherTrack:
                 self._table_dirty = True
             else:
                 fast.set_gate(slot, GATE_OPEN if p.frame_send else GATE_CLOSED, delta)
+        if packet is not None and not late and (self._frame is None or packet.timestamp != self._frame.timestamp):
+            self._frame = _FrameSeen(packet.timestamp, ext, ext - 1)  # a new frame, for _account_frame
         if self._table_dirty:
             self._push()
         else:
             self._set_hold()
         return out
+
+    def _account_frame(self, upto: int, skip: int) -> None:
+        """The gated RTC players on the track's newest frame: their budgets queue what that frame has
+        carried so far (the ring's packets of it up to `upto`, but `skip`: the packet in hand, which
+        `admit` counts if it goes here) beyond what they counted. A frame is judged at its first
+        packet with the last frame's size, and the rest of it goes from the fast path, unseen here
+        (`PlayerTrack.account_frame`)."""
+        frame = self._frame
+        if frame is None:
+            return
+        if upto > frame.scanned:
+            packet = self.fast.packet
+            ring = self.settings.retransmission_packets  # (what is older is no longer there)
+            for e in range(max(frame.scanned + 1, frame.first, upto - ring + 1), upto + 1):
+                s = packet(e)
+                if s is not None and s.timestamp == frame.timestamp and e != skip:
+                    frame.size += len(s.data)
+                    frame.last_arrival = s.arrival
+            frame.scanned = upto
+        if not frame.size:
+            return
+        for _, p in self._gated:
+            if p.frame_ts == frame.timestamp:
+                p.account_frame(frame.size, frame.last_arrival)
 
     def catch_up(self) -> None:
         """The packets the fast path held for the L3 timeline (module rules) into the jitter buffer,
