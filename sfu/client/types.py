@@ -133,6 +133,8 @@ class PlayerStats:
     start_playing_stream to the first complete keyframe (None before); latencies: per complete
     video frame, the wallclock when it became complete minus its abs-capture-time, seconds;
     packets_received / packets_lost: RTP packets of both tracks (lost: RFC 3550 cumulative);
+    packets_duplicated: RTP packets that came again (a retransmission that crossed its original, a
+    network that duplicates), not in packets_received;
     nacks_sent / plis_sent: RTCP feedback packets sent; audio_frames_received: Opus packets.
     """
 
@@ -143,6 +145,7 @@ class PlayerStats:
     latencies: list[float] = field(default_factory=list)
     packets_received: int = 0
     packets_lost: int = 0
+    packets_duplicated: int = 0
     nacks_sent: int = 0
     plis_sent: int = 0
     audio_frames_received: int = 0

@@ -233,6 +233,7 @@ class MediaPlayer:
             core = track.core
             s.packets_received += core.counters["packets"]
             s.packets_lost += core.lost()
+            s.packets_duplicated += core.counters["duplicates"]
             s.nacks_sent += core.counters["nack_packets"]
             s.plis_sent += core.counters["plis"]
             if kind == "audio":

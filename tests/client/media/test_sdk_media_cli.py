@@ -14,7 +14,7 @@ from tests.conftest import APP_ID, make_token
 REPO = Path(__file__).resolve().parents[3]
 
 FIELDS = {"frames_received", "frames_decoded", "frames_dropped", "first_frame_time", "latencies", "packets_received",
-          "packets_lost", "nacks_sent", "plis_sent", "audio_frames_received"}
+          "packets_lost", "packets_duplicated", "nacks_sent", "plis_sent", "audio_frames_received"}
 
 
 async def sfu(*args: str) -> asyncio.subprocess.Process:

@@ -101,3 +101,43 @@ async def test_publisher_and_player_media_go_through_their_routes(node, client) 
     await host.stop_publishing_stream()
     for relay in (*up.values(), *down.values()):
         relay.transport.close()
+
+
+class DoublingRelay(Relay):
+    """A Relay whose way down sends every RTP datagram twice: a network that duplicates."""
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        super().datagram_received(data, addr)
+        if addr == self.target and self.client is not None and not is_rtcp(data):
+            self.transport.sendto(data, self.client)
+
+
+async def test_a_player_counts_duplicated_packets_apart(node, client) -> None:
+    down = {"video": await DoublingRelay.open(), "audio": await Relay.open()}
+
+    def player_route(kind, addr):
+        down[kind].target = addr
+        return down[kind].address
+
+    viewer, rec = await client(node)
+    host, _ = await client(node)
+    await login(viewer, "viewer")
+    await login(host, "host")
+    await viewer.start_playing_stream("live", PlayerConfig(ResourceMode.ONLY_RTC, media_route=player_route))
+    await host.start_publishing_stream("live")
+    await rec.wait("player", stream_id="live", state=PlayerState.PLAYING)
+    await until(lambda: viewer.get_player_stats("live").frames_received >= 30)
+    await host.stop_publishing_stream()
+
+    def counted_apart() -> bool:  # every second copy is a duplicate; the first copies, audio's too, received
+        stats = viewer.get_player_stats("live")
+        sent_twice = down["video"].down["rtp"]
+        return stats.packets_duplicated == sent_twice and \
+            stats.packets_received == sent_twice + down["audio"].down["rtp"]
+
+    await until(counted_apart)
+    stats = viewer.get_player_stats("live")
+    assert stats.packets_duplicated >= 30 and stats.packets_lost == 0
+    await viewer.stop_playing_stream("live")
+    for relay in down.values():
+        relay.transport.close()
