@@ -89,7 +89,10 @@ class Decision(enum.Enum):
 
 
 class LatencyBudget:
-    """Per-player drop decisions that keep the expected delay within a budget (rules above)."""
+    """Per-player drop decisions that keep the expected delay within a budget (rules above).
+
+    (Its inner loop runs per player and frame: kept lean. The queue is a deque of [is_audio, bytes
+    still queued], with the totals per kind beside it.)"""
 
     def __init__(self, budget_s: float = 0.4, *, audio_reserve_s: float = 0.05, droppable_at: float = 0.5,
                  request_interval_s: float = 1.0, rerequest_s: float = 2.0) -> None:
@@ -102,8 +105,9 @@ class LatencyBudget:
         self.droppable_limit = droppable_at * self.video_limit
         self.request_interval_s = request_interval_s
         self.rerequest_s = max(rerequest_s, request_interval_s)
-        self._queue: deque[list] = deque()  # [kind, bytes still queued], oldest first
-        self._queued = {"audio": 0.0, "video": 0.0}  # bytes still queued, per kind
+        self._queue: deque[list] = deque()  # [is_audio, bytes still queued], oldest first
+        self._audio = 0.0  # bytes still queued, per kind
+        self._video = 0.0
         self._rate: float | None = None
         self._last: float | None = None
         self._skipping = False
@@ -122,7 +126,7 @@ class LatencyBudget:
 
     @property
     def queued_bytes(self) -> float:
-        return self._queued["audio"] + self._queued["video"]
+        return self._audio + self._video
 
     @property
     def skipping(self) -> bool:
@@ -142,9 +146,12 @@ class LatencyBudget:
 
     def on_time(self, now: float) -> None:
         """Drain the virtual queue up to ``now`` at the current rate."""
-        if self._last is not None and now > self._last and self._rate:
-            self._drain((now - self._last) * self._rate / 8)
-        if self._last is None or now > self._last:
+        last = self._last
+        if last is None:
+            self._last = now
+        elif now > last:
+            if self._rate and self._queue:
+                self._drain((now - last) * self._rate / 8)
             self._last = now
 
     def set_path_delay(self, seconds: float | None) -> None:
@@ -161,7 +168,7 @@ class LatencyBudget:
             self.counters["resends_refused"] += 1
             return False
         self.counters["resent"] += 1
-        self._queue_bytes("video", size)
+        self._queue_bytes(False, size)
         return True
 
     def allow_keyframe_request(self, now: float) -> bool:
@@ -177,63 +184,69 @@ class LatencyBudget:
     def add_bytes(self, frame_kind: str, size_bytes: int, now: float) -> None:
         """Queue bytes sent without an offer: later packets of a frame already sent (RTC decides
         at a frame's first packet), retransmissions. No decision: they are on the wire."""
-        if frame_kind not in ("audio", "video"):
+        if frame_kind != "video" and frame_kind != "audio":
             raise ValueError(f"frame_kind must be 'audio' or 'video', not {frame_kind!r}")
         self.on_time(now)
-        self._queue_bytes(frame_kind, max(size_bytes, 0))
+        self._queue_bytes(frame_kind == "audio", max(size_bytes, 0))
 
     def offer(self, frame_kind: str, keyframe: bool, droppable: bool, size_bytes: int,
               capture_or_first_arrival: float, now: float, send_rate_bps: float) -> Decision:
-        if frame_kind not in ("audio", "video"):
+        audio = frame_kind == "audio"
+        if not audio and frame_kind != "video":
             raise ValueError(f"frame_kind must be 'audio' or 'video', not {frame_kind!r}")
         self.on_time(now)
         self._rate = rate = max(float(send_rate_bps), 1.0)
-        size = max(size_bytes, 0)
-        age = max(now - capture_or_first_arrival, 0.0) + self.path_delay
-        if frame_kind == "audio":
-            delay = self.last_delay = (self._queued["audio"] + size) * 8 / rate + age
+        size = size_bytes if size_bytes > 0 else 0
+        age = now - capture_or_first_arrival
+        age = (age if age > 0.0 else 0.0) + self.path_delay
+        counters = self.counters
+        if audio:
+            delay = self.last_delay = (self._audio + size) * 8 / rate + age
             if delay > self.budget_s:
-                self.counters["dropped_audio"] += 1
+                counters["dropped_audio"] += 1
                 return Decision.DROP
-            return self._send("audio", size)
-        delay = self.last_delay = (self.queued_bytes + size) * 8 / rate + age
-        video_queued = self._queued["video"] > 0.5
+            counters["sent_audio"] += 1
+            self._queue_bytes(True, size)
+            return Decision.SEND
+        delay = self.last_delay = (self._audio + self._video + size) * 8 / rate + age
         if keyframe:
             self._keyframe_bytes = size
-        if keyframe and (delay <= self.video_limit or not video_queued):
-            if delay > self.video_limit:
-                self.counters["oversized_keyframes"] += 1
-            self._skipping = self._wanted = False
-            return self._send("video", size)
+            if delay <= self.video_limit or not self._video > 0.5:
+                if delay > self.video_limit:
+                    counters["oversized_keyframes"] += 1
+                self._skipping = self._wanted = False
+                counters["sent_video"] += 1
+                self._queue_bytes(False, size)
+                return Decision.SEND
         if self._skipping:
-            self.counters["dropped_skip"] += 1
+            counters["dropped_skip"] += 1
             self._wanted |= keyframe
             self._maybe_request(now, age, rate)
             return Decision.DROP
         if droppable and not keyframe and delay > self.droppable_limit:
-            self.counters["dropped_droppable"] += 1
+            counters["dropped_droppable"] += 1
             return Decision.DROP
         if delay <= self.video_limit:
-            return self._send("video", size)
-        self.counters["dropped_skip"] += 1
+            counters["sent_video"] += 1
+            self._queue_bytes(False, size)
+            return Decision.SEND
+        counters["dropped_skip"] += 1
         self._skipping = self._wanted = True
         self._maybe_request(now, age, rate)
         return Decision.SKIP_TO_KEYFRAME
 
     # ----- internals -------------------------------------------------------------------------
 
-    def _send(self, kind: str, size: int) -> Decision:
-        self.counters["sent_" + kind] += 1
-        self._queue_bytes(kind, size)
-        return Decision.SEND
-
-    def _queue_bytes(self, kind: str, size: int) -> None:
+    def _queue_bytes(self, audio: bool, size: int) -> None:
         if size:
-            self._queue.append([kind, float(size)])
-            self._queued[kind] += size
+            self._queue.append([audio, float(size)])
+            if audio:
+                self._audio += size
+            else:
+                self._video += size
 
     def _maybe_request(self, now: float, age: float, rate: float) -> None:
-        if self._queued["video"] > 0.5 and self._keyframe_bytes is not None:
+        if self._video > 0.5 and self._keyframe_bytes is not None:
             if (self.queued_bytes + self._keyframe_bytes) * 8 / rate + age > self.video_limit:
                 return  # a keyframe now would be dropped: wait until the queue has room for one
         since = None if self._last_request is None else now - self._last_request
@@ -244,13 +257,17 @@ class LatencyBudget:
             self.counters["keyframes_requested"] += 1
 
     def _drain(self, budget: float) -> None:
-        while budget > 0 and self._queue:
-            entry = self._queue[0]
+        queue = self._queue
+        while budget > 0 and queue:
+            entry = queue[0]
             take = min(budget, entry[1])
             entry[1] -= take
             budget -= take
-            self._queued[entry[0]] -= take
+            if entry[0]:
+                self._audio -= take
+            else:
+                self._video -= take
             if entry[1] <= 1e-9:
-                self._queue.popleft()
-        if not self._queue:
-            self._queued = {"audio": 0.0, "video": 0.0}
+                queue.popleft()
+        if not queue:
+            self._audio = self._video = 0.0
