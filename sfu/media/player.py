@@ -94,6 +94,16 @@ class PlayerTrack:
             return True
         budget = path.budget
         size = len(p.data)
+        if p.is_retransmission and self.kind == "video" and p.timestamp != self.frame_ts:
+            # a packet of an earlier frame, come late (a repair, a reorder): its frame was judged when
+            # it started and went or not. Judging it again would decide afresh for the frame being
+            # forwarded, which goes whole or not at all. It takes the place its numbering kept, if
+            # any (its frame went), and is queued on the path.
+            if self.rewriter.dropped(p.ext_seq):
+                self.packets_dropped += 1
+                return False
+            budget.add_bytes(self.kind, size, now)
+            return True
         if self.new_frame(p):
             self.judge_frame(p, now)
         self.frame_bytes += size

@@ -133,6 +133,10 @@ class SeqRewriter:
         self.counters["rewritten"] += 1
         return out & 0xFFFF
 
+    def dropped(self, ext_seq: int) -> bool:
+        """Was this input packet dropped on purpose (`drop`)? (Known for the last window of inputs.)"""
+        return self._is_dropped(ext_seq)
+
     def drop(self, ext_seq: int) -> bool:
         """Drop this input packet on purpose, closing its gap in the output; False if too late to."""
         if self._max_in is not None and ext_seq <= self._max_in:
