@@ -106,10 +106,7 @@ class PlayerTrack:
             return True
         if self.new_frame(p):
             self.judge_frame(p, now)
-        self.frame_bytes += size
-        if self.frame_send and self.frame_bytes > self.frame_counted:
-            budget.add_bytes(self.kind, self.frame_bytes - self.frame_counted, now)
-            self.frame_counted = self.frame_bytes
+        self.account_frame(self.frame_bytes + size, now)
         if not self.frame_send:
             self.rewriter.drop(p.ext_seq)  # no gap in its numbering for what it will never get
             self.packets_dropped += 1
@@ -137,9 +134,9 @@ class PlayerTrack:
         return self.frame_send
 
     def account_frame(self, size: int, at: float) -> None:
-        """RTC, in its track's fast table behind a gate: the frame it is on has carried `size` bytes
-        so far (sent to it or dropped for it; the last at `at`), as `admit` would have counted
-        them one by one: its budget queues what it has not counted yet, if the frame is sent."""
+        """RTC: the frame it is on has carried `size` bytes so far (sent to it or dropped for it; the
+        last at `at`): its budget queues what it has not counted yet, if the frame is sent. `admit`
+        calls it packet by packet; for a player behind a gate its track calls it from the ring."""
         self.frame_bytes = size
         if self.frame_send and size > self.frame_counted:
             self.path.budget.add_bytes(self.kind, size - self.frame_counted, at)
