@@ -13,6 +13,7 @@ from setuptools import Extension, setup
 EXTENSIONS = [
     Extension("sfu.rtp._header_c", ["native/rtp_header.pyx"]),
     Extension("sfu.media._fastpath_c", ["native/fastpath.pyx"]),
+    Extension("sfu.media._budget_c", ["native/budget.pyx"]),
 ]
 
 setup(

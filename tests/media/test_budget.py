@@ -8,9 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sfu.media.budget import Decision, LatencyBudget
+from sfu.media import _budget_c, _budget_py
+from sfu.media.budget import Decision
 
 SEND, DROP, SKIP = Decision.SEND, Decision.DROP, Decision.SKIP_TO_KEYFRAME
+IMPLS = {"py": _budget_py.LatencyBudget, "c": _budget_c.LatencyBudget}
+
+
+@pytest.fixture(params=sorted(IMPLS), scope="module")
+def LatencyBudget(request):  # noqa: N802 (the class under test: the reference and the compiled one)
+    return IMPLS[request.param]
+
 
 # A 1 Mbit/s stream: 30 fps video with a keyframe every 2 s (4x a delta frame), 50 fps Opus.
 FPS, GOP, AUDIO_FPS, AUDIO_BYTES = 30, 60, 50, 160
@@ -32,8 +40,9 @@ class Run:
         return [o[5] for o in self.offers if (kind is None or o[1] == kind) and start <= o[0] < end]
 
 
-def simulate(path_bps, duration: float, *, droppable_every: int = 4, age: float = 0.0, budget_s: float = 0.4) -> Run:
-    """Offer the stream to a budget; `path_bps(now)` is both the path's rate and the estimate given.
+def simulate(LatencyBudget, path_bps, duration: float, *, droppable_every: int = 4, age: float = 0.0,
+             budget_s: float = 0.4) -> Run:
+    """Offer the stream to a budget (of class `LatencyBudget`); `path_bps(now)` is both the path's rate and the estimate given.
 
     The path is modelled on its own here (a FIFO queue drained at the path rate), so the test
     checks the budget's promise against an independent model, not against itself.
@@ -76,8 +85,8 @@ def capped_then_recovered(now: float) -> float:
 # RTC (sent on arrival) and L3 (held 100 ms first, so 0.1 s less of the budget for the queue; a
 # keyframe is 0.2 s of this path, so with one keyframe request a second, less video fits)
 @pytest.mark.parametrize("age, used", [(0.0, 0.85), (0.1, 0.4)])
-def test_a_capped_path_keeps_every_sent_frame_within_the_budget(age: float, used: float) -> None:
-    run = simulate(capped_then_recovered, 40.0, age=age)
+def test_a_capped_path_keeps_every_sent_frame_within_the_budget(LatencyBudget, age: float, used: float) -> None:
+    run = simulate(LatencyBudget, capped_then_recovered, 40.0, age=age)
     assert max(delay for _, _, delay in run.sent_delays) <= 0.4 + 1e-9
     audio = run.decisions("audio")
     assert audio.count(SEND) == len(audio) == 40 * AUDIO_FPS
@@ -96,17 +105,17 @@ def test_a_capped_path_keeps_every_sent_frame_within_the_budget(age: float, used
     assert set(run.decisions("video", start=32.5)) == {SEND}
 
 
-def test_droppable_frames_go_before_the_first_skip() -> None:
-    run = simulate(capped_then_recovered, 30.0)
+def test_droppable_frames_go_before_the_first_skip(LatencyBudget) -> None:
+    run = simulate(LatencyBudget, capped_then_recovered, 30.0)
     video = [o for o in run.offers if o[1] == "video" and o[5] is not SEND]
     assert video[0][3] is True and video[0][5] is DROP  # the first frame to go is a droppable one
     first_skip = next(i for i, o in enumerate(video) if o[5] is SKIP)
     assert any(o[3] for o in video[:first_skip])
 
 
-def test_droppable_frames_alone_absorb_a_small_shortfall() -> None:
+def test_droppable_frames_alone_absorb_a_small_shortfall(LatencyBudget) -> None:
     """Every other frame droppable (VP8 temporal layers) into 80 % of the stream's rate."""
-    run = simulate(lambda now: 800_000, 30.0, droppable_every=2)
+    run = simulate(LatencyBudget, lambda now: 800_000, 30.0, droppable_every=2)
     c = run.budget.counters
     assert c["dropped_droppable"] > 0
     assert c["dropped_skip"] == c["keyframes_requested"] == c["dropped_audio"] == 0
@@ -114,15 +123,16 @@ def test_droppable_frames_alone_absorb_a_small_shortfall() -> None:
 
 
 @pytest.mark.parametrize("path_bps", [2_000_000, 1_300_000])
-def test_a_path_with_spare_capacity_drops_nothing(path_bps: int) -> None:
-    run = simulate(lambda now: path_bps, 30.0)
+def test_a_path_with_spare_capacity_drops_nothing(LatencyBudget, path_bps: int) -> None:
+    run = simulate(LatencyBudget, lambda now: path_bps, 30.0)
     assert set(run.decisions()) == {SEND}
     assert run.budget.take_keyframe_needed() is False
     assert run.budget.counters["keyframes_requested"] == 0
 
 
-def test_the_same_inputs_give_the_same_decisions() -> None:
-    assert simulate(capped_then_recovered, 35.0).offers == simulate(capped_then_recovered, 35.0).offers
+def test_the_same_inputs_give_the_same_decisions(LatencyBudget) -> None:
+    first = simulate(LatencyBudget, capped_then_recovered, 35.0)
+    assert first.offers == simulate(LatencyBudget, capped_then_recovered, 35.0).offers
 
 
 # ----- single rules ------------------------------------------------------------------------
@@ -130,13 +140,13 @@ def test_the_same_inputs_give_the_same_decisions() -> None:
 RATE = 800_000  # 100 kB/s: 1 kB is 10 ms of queue
 
 
-def fill(budget: LatencyBudget, seconds: float, now: float = 0.0) -> None:
+def fill(budget, seconds: float, now: float = 0.0) -> None:
     """Queue `seconds` of video at RATE: a small keyframe (5 ms), then one big frame."""
     assert budget.offer("video", True, False, 500, now, now, RATE) is SEND
     assert budget.offer("video", False, False, int(seconds * RATE / 8) - 500, now, now, RATE) is SEND
 
 
-def test_a_droppable_frame_goes_at_half_the_limit_a_referenced_one_is_sent() -> None:
+def test_a_droppable_frame_goes_at_half_the_limit_a_referenced_one_is_sent(LatencyBudget) -> None:
     budget = LatencyBudget(0.4)  # video limit 0.35, droppable limit 0.175
     fill(budget, 0.2)
     assert budget.offer("video", False, True, 1000, 0.0, 0.0, RATE) is DROP
@@ -145,7 +155,7 @@ def test_a_droppable_frame_goes_at_half_the_limit_a_referenced_one_is_sent() -> 
     assert budget.take_keyframe_needed() is False
 
 
-def test_over_the_limit_skips_to_the_next_keyframe_and_asks_for_it_once() -> None:
+def test_over_the_limit_skips_to_the_next_keyframe_and_asks_for_it_once(LatencyBudget) -> None:
     budget = LatencyBudget(0.4)
     fill(budget, 0.34)
     assert budget.offer("video", False, False, 2000, 0.0, 0.0, RATE) is SKIP
@@ -163,7 +173,7 @@ def test_over_the_limit_skips_to_the_next_keyframe_and_asks_for_it_once() -> Non
     assert budget.counters["keyframes_requested"] == 1
 
 
-def test_a_long_skip_asks_again_every_two_seconds() -> None:
+def test_a_long_skip_asks_again_every_two_seconds(LatencyBudget) -> None:
     budget = LatencyBudget(0.4, rerequest_s=2.0)
     fill(budget, 0.34)
     assert budget.offer("video", False, False, 2000, 0.0, 0.0, RATE) is SKIP
@@ -177,7 +187,7 @@ def test_a_long_skip_asks_again_every_two_seconds() -> None:
     assert asked == [2.0, 4.0]
 
 
-def test_no_request_while_the_queue_has_no_room_for_a_keyframe_nor_within_a_second() -> None:
+def test_no_request_while_the_queue_has_no_room_for_a_keyframe_nor_within_a_second(LatencyBudget) -> None:
     budget = LatencyBudget(0.4)
     assert budget.offer("video", True, False, 20_000, 0.0, 0.0, RATE) is SEND  # a keyframe of 0.2 s
     assert budget.offer("video", False, False, 10_000, 0.0, 0.0, RATE) is SEND
@@ -198,7 +208,7 @@ def test_no_request_while_the_queue_has_no_room_for_a_keyframe_nor_within_a_seco
     assert budget.counters["keyframes_requested"] == 2
 
 
-def test_a_keyframe_too_big_for_the_budget_goes_when_no_video_is_queued() -> None:
+def test_a_keyframe_too_big_for_the_budget_goes_when_no_video_is_queued(LatencyBudget) -> None:
     budget = LatencyBudget(0.4)
     assert budget.offer("video", True, False, 60_000, 0.0, 0.0, RATE) is SEND  # 0.6 s on its own
     assert budget.counters["oversized_keyframes"] == 1
@@ -211,7 +221,7 @@ def test_a_keyframe_too_big_for_the_budget_goes_when_no_video_is_queued() -> Non
     assert not budget.skipping
 
 
-def test_audio_is_judged_without_the_video_queued_ahead_of_it() -> None:
+def test_audio_is_judged_without_the_video_queued_ahead_of_it(LatencyBudget) -> None:
     budget = LatencyBudget(0.4)
     fill(budget, 0.34)
     assert budget.offer("video", False, False, 2000, 0.0, 0.0, RATE) is SKIP
@@ -223,7 +233,7 @@ def test_audio_is_judged_without_the_video_queued_ahead_of_it() -> None:
                                "resent": 0, "resends_refused": 0, "player_requests": 0, "player_requests_refused": 0}
 
 
-def test_frames_already_late_are_dropped_though_the_queue_is_empty() -> None:
+def test_frames_already_late_are_dropped_though_the_queue_is_empty(LatencyBudget) -> None:
     budget = LatencyBudget(0.4)
     fill(budget, 0.01)
     budget.on_time(1.0)
@@ -233,7 +243,7 @@ def test_frames_already_late_are_dropped_though_the_queue_is_empty() -> None:
     assert budget.last_delay == pytest.approx(0.41)
 
 
-def test_on_time_drains_the_queue_at_the_last_rate() -> None:
+def test_on_time_drains_the_queue_at_the_last_rate(LatencyBudget) -> None:
     budget = LatencyBudget(0.4)
     fill(budget, 0.3)  # 30 kB
     budget.on_time(0.1)
@@ -245,7 +255,7 @@ def test_on_time_drains_the_queue_at_the_last_rate() -> None:
     assert budget.queued_bytes == 0 and budget.queue_delay() == 0
 
 
-def test_bad_input_does_not_crash_it() -> None:
+def test_bad_input_does_not_crash_it(LatencyBudget) -> None:
     budget = LatencyBudget(0.4)
     with pytest.raises(ValueError):
         budget.offer("data", False, False, 10, 0.0, 0.0, RATE)
@@ -263,7 +273,7 @@ offers = st.lists(st.tuples(st.sampled_from(["audio", "video"]), st.booleans(), 
 
 @settings(max_examples=50, deadline=None)
 @given(offers)
-def test_every_offer_is_counted_once_and_sent_video_keeps_to_its_limit(items) -> None:
+def test_every_offer_is_counted_once_and_sent_video_keeps_to_its_limit(LatencyBudget, items) -> None:
     budget = LatencyBudget(0.4)
     now = 0.0
     sent_over = 0
@@ -280,7 +290,7 @@ def test_every_offer_is_counted_once_and_sent_video_keeps_to_its_limit(items) ->
     assert sent_over == c["oversized_keyframes"]
 
 
-def test_bytes_sent_without_an_offer_count_against_later_frames() -> None:
+def test_bytes_sent_without_an_offer_count_against_later_frames(LatencyBudget) -> None:
     budget = LatencyBudget(0.4)
     assert budget.offer("video", True, False, 1200, 0.0, 0.0, RATE) is SEND  # RTC: a keyframe's first packet
     for _ in range(24):

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from sfu.media.budget import Decision, LatencyBudget
+from sfu.media import _budget_c, _budget_py
+from sfu.media.budget import Decision
 
 SEND, DROP, SKIP = Decision.SEND, Decision.DROP, Decision.SKIP_TO_KEYFRAME
+IMPLS = {"py": _budget_py.LatencyBudget, "c": _budget_c.LatencyBudget}
+
+
+@pytest.fixture(params=sorted(IMPLS), scope="module")
+def LatencyBudget(request):  # noqa: N802 (the class under test: the reference and the compiled one)
+    return IMPLS[request.param]
 RATE = 800_000  # 100 kB/s
 
 
-def test_the_paths_queue_counts_in_every_frames_delay() -> None:
+def test_the_paths_queue_counts_in_every_frames_delay(LatencyBudget) -> None:
     budget = LatencyBudget(0.4)  # video limit 0.35 s
     assert budget.offer("video", True, False, 1000, 0.0, 0.0, RATE) is SEND
     budget.on_time(1.0)  # drained
@@ -26,7 +33,7 @@ def test_the_paths_queue_counts_in_every_frames_delay() -> None:
     assert budget.path_delay == 0.0
 
 
-def test_a_retransmission_goes_only_while_the_queue_has_room_for_it() -> None:
+def test_a_retransmission_goes_only_while_the_queue_has_room_for_it(LatencyBudget) -> None:
     budget = LatencyBudget(0.4)  # droppable limit: half of 0.35 s
     assert budget.offer_resend(1200, 0.0)  # no rate known yet, no path delay: nothing to hold it back
     budget.offer("video", False, False, 10_000, 0.0, 0.0, RATE)  # 0.1 s queued
@@ -41,7 +48,7 @@ def test_a_retransmission_goes_only_while_the_queue_has_room_for_it() -> None:
     assert budget.counters["resent"] == 3 and budget.counters["resends_refused"] == 2
 
 
-def test_a_players_own_keyframe_requests_are_paced_and_not_passed_on_while_skipping() -> None:
+def test_a_players_own_keyframe_requests_are_paced_and_not_passed_on_while_skipping(LatencyBudget) -> None:
     budget = LatencyBudget(0.4, request_interval_s=1.0)
     assert budget.allow_keyframe_request(0.0)
     assert not budget.allow_keyframe_request(0.5)
