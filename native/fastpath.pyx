@@ -15,12 +15,13 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from libc.errno cimport EAGAIN, EINTR, EINVAL, EIO, ENOPROTOOPT, errno
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t
 from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memcpy, memset
+from libc.math cimport floor
+from libc.string cimport memcpy, memmove, memset
 from posix.time cimport CLOCK_MONOTONIC, CLOCK_REALTIME, clock_gettime, timespec
 
 from rtp_header cimport RTP_OK, rtp_fields, rtp_is_rtcp, rtp_parse, rtp_read_u16, rtp_write_u16, rtp_write_u32
 
-from sfu.media._fastpath_py import COUNTERS, StoredPacket
+from sfu.media._fastpath_py import COUNTERS, SEND_STEP as _SEND_STEP, StoredPacket
 from sfu.media.jitter import _DISCONTINUITY as JITTER_DISCONTINUITY  # interarrival_jitter's rule
 from sfu.media.packet import MediaPacket
 from sfu.media.codecs import Codec
@@ -100,6 +101,8 @@ cdef extern from "<arpa/inet.h>" nogil:
     uint16_t ntohs(uint16_t)
 
 
+cdef double SEND_STEP = _SEND_STEP  # (the reference's: a player's send marks, take_player_stats)
+
 DEF RX_BATCH = 64        # datagrams per recvmmsg (the reference's RECV_BATCH)
 DEF RX_SIZE = 2048       # bytes per receive buffer
 DEF TX_BATCH = 1024      # messages per sendmmsg (UIO_MAXIOV): the send queue's least capacity
@@ -109,6 +112,7 @@ DEF RX_CONTROL = 64      # bytes of ancillary data per received datagram (its ke
 DEF GSO_SEGMENTS = 64    # datagrams per UDP GSO send (the kernel's UDP_MAX_SEGMENTS, at least)
 DEF GSO_BYTES = 60000    # bytes per UDP GSO send (under the 64 KiB of one IP packet)
 DEF GSO_CONTROL = 32     # bytes of ancillary data per send: CMSG_SPACE(2), the segment size
+DEF SEND_MARKS = 16      # a player's send marks kept between takes (the reference's SEND_MARKS)
 DEF CLOCKS_BRACKET_NS = 5000  # a monotonic-realtime offset read across a longer gap is not taken (pump)
 
 cdef enum:
@@ -153,6 +157,12 @@ ctypedef struct slot_t:
     unsigned char* data
 
 
+ctypedef struct mark_t:  # where a player's sends crossed a step of the clock (take_player_stats)
+    double at
+    int64_t count
+    int64_t nbytes
+
+
 ctypedef struct player_t:
     sockaddr_storage addr
     socklen_t addrlen
@@ -174,6 +184,9 @@ ctypedef struct player_t:
     int64_t drop_bytes
     int64_t drop_first
     int64_t drop_last
+    int64_t step  # the SEND_STEP of the clock of the last send (the reference's marks)
+    double last_at  # the time of the last send
+    int nmarks  # its marks (in the track's mark table, SEND_MARKS at its slot's place)
     int gso_group  # while a flush groups the queue: 1 + its open group, 0 for none
 
 
@@ -516,6 +529,9 @@ cdef class FastTrack:
     cdef object _output
     cdef int _fd
     cdef player_t* _players
+    cdef mark_t* _marks  # SEND_MARKS per player, by slot: apart from the table the fan-out walks
+    cdef double _step_now  # the time the step below is for (`_send`: one division per batch, not per packet)
+    cdef int64_t _step
     cdef Py_ssize_t _nplayers
     cdef int _dirty
     cdef list _addr_objs
@@ -639,6 +655,7 @@ cdef class FastTrack:
                 free(self._ring[i].data)
             free(self._ring)
         free(self._players)
+        free(self._marks)
         free(self._rx)
         self._tx_free()
 
@@ -754,9 +771,12 @@ cdef class FastTrack:
     def load_players(self, list entries):
         cdef Py_ssize_t n = len(entries), i
         cdef player_t* players = <player_t*>calloc(n if n else 1, sizeof(player_t))
+        cdef mark_t* marks = <mark_t*>malloc((n if n else 1) * SEND_MARKS * sizeof(mark_t))
         cdef player_t* p
         cdef Py_ssize_t gated = 0
-        if players == NULL:
+        if players == NULL or marks == NULL:
+            free(players)
+            free(marks)
             raise MemoryError()
         try:
             for i in range(n):
@@ -775,11 +795,14 @@ cdef class FastTrack:
                 p.mode = mode
         except BaseException:
             free(players)
+            free(marks)
             raise
         self._flush()  # queued messages point at the old table's addresses
         self._tx_reserve(min(TX_MAX, max(TX_BATCH, TX_PACKETS * n)))
         free(self._players)
+        free(self._marks)
         self._players = players
+        self._marks = marks
         self._nplayers = n
         self._gated = gated
         self._dirty = 0
@@ -806,13 +829,18 @@ cdef class FastTrack:
             return []
         if first == 0 and end == self._nplayers:
             self._dirty &= ~modes  # the others (a range) may still have something
+        cdef int k
+        cdef mark_t* m
         stats = []
         for i in range(first, end):
             p = &self._players[i]
             if (p.count or p.drops) and (p.mode & modes):
+                m = self._marks + i * SEND_MARKS
+                marks = tuple([(m[k].at, m[k].count, m[k].nbytes) for k in range(p.nmarks)]) if p.nmarks else ()
                 stats.append((i, p.count, p.nbytes, p.octets, p.last_ext, p.last_ts, p.last_arrival,
-                              p.drops, p.drop_bytes, p.drop_first, p.drop_last))
+                              p.drops, p.drop_bytes, p.drop_first, p.drop_last, marks))
                 p.count = p.nbytes = p.octets = p.drops = p.drop_bytes = 0
+                p.nmarks = 0
         return stats
 
     def take_counters(self):
@@ -1207,6 +1235,7 @@ cdef class FastTrack:
         cdef unsigned char* hdr
         cdef mmsghdr* m
         cdef iovec* iov
+        cdef mark_t* mk
         if s.length < 12:
             return 0
         if self._tx_count == self._tx_cap:
@@ -1217,6 +1246,20 @@ cdef class FastTrack:
         rtp_write_u16(hdr + 2, <uint16_t>((s.ext - p.seq_delta) & 0xFFFF))
         rtp_write_u32(hdr + 4, <uint32_t>(s.ts + p.ts_delta))
         rtp_write_u32(hdr + 8, p.ssrc)
+        if now != self._step_now:
+            self._step_now = now
+            self._step = <int64_t>floor(now / SEND_STEP)
+        if p.count and self._step != p.step:
+            mk = self._marks + i * SEND_MARKS
+            if p.nmarks == SEND_MARKS:
+                memmove(mk, mk + 1, (SEND_MARKS - 1) * sizeof(mark_t))
+                p.nmarks -= 1
+            mk[p.nmarks].at = p.last_at
+            mk[p.nmarks].count = p.count
+            mk[p.nmarks].nbytes = p.nbytes
+            p.nmarks += 1
+        p.step = self._step
+        p.last_at = now
         p.count += 1
         p.nbytes += s.length
         p.octets += s.length - 12

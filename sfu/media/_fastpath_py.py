@@ -24,7 +24,11 @@ touches, so that a packet in the steady state never reaches Python:
   sequence numbers were skipped, and every L3 player's seq_delta grows by that many, so its
   numbering stays contiguous). The track loads the table from its players' rewriters
   whenever Python has touched them; ``take_player_stats`` hands back what the fast path sent
-  since, so the track can bring the rewriters up to date.
+  since, so the track can bring the rewriters up to date. It also hands back *marks*: where the
+  sends crossed from one SEND_STEP (0.1 s) of the clock into the next, the time of the last send
+  before and the counts up to it (at most SEND_MARKS, the newest), so that the track can date
+  what it was sent step by step however seldom it takes them (a player's send rate, over a 1 s
+  window, is read from those dates).
 - **The fan-out**: the packet rewritten for each player, from one buffer.
 
 A stored RTP packet is *fast* when it is the next one in sequence (ext_seq == the previous highest
@@ -44,6 +48,7 @@ without one, collect in a list that ``take_out`` drains: [(0, datagram, addr)] (
 
 from __future__ import annotations
 
+import math
 import socket
 import struct
 import time
@@ -67,6 +72,8 @@ COUNTERS = ("packets_in", "bytes_in", "packets_out", "bytes_out", "malformed", "
 RECV_BATCH = 64  # datagrams per pump() call, then the caller's loop gets a turn
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's value (SCM_TIMESTAMPNS is the same)
 CLOCKS_BRACKET_NS = 5000  # a monotonic-realtime offset read across a longer gap is not taken (pump)
+SEND_STEP = 0.1  # seconds: a player's sends are marked where they cross from one step of the clock to the next
+SEND_MARKS = 16  # ... and the newest this many marks are kept between takes (1.6 s: more than the 1 s window)
 
 
 def dont_fragment(sock: socket.socket) -> None:
@@ -88,7 +95,7 @@ class StoredPacket:
 class _Player:
     __slots__ = ("addr", "ssrc", "pt", "seq_delta", "ts_delta", "mode", "gate", "min_ext",
                  "count", "bytes", "octets", "last_ext", "last_ts", "last_arrival",
-                 "drops", "drop_bytes", "drop_first", "drop_last")
+                 "drops", "drop_bytes", "drop_first", "drop_last", "step", "last_at", "marks")
 
     def __init__(self, addr, ssrc: int, pt: int, seq_delta: int, ts_delta: int, mode: int, gate: int = GATE_NONE,
                  min_ext: int | None = None) -> None:
@@ -98,6 +105,9 @@ class _Player:
         self.last_ext = self.last_ts = 0
         self.last_arrival = 0.0
         self.drops = self.drop_bytes = self.drop_first = self.drop_last = 0
+        self.step = 0  # the SEND_STEP of the clock of the last send
+        self.last_at = 0.0  # the time of the last send
+        self.marks: list[tuple[float, int, int]] = []  # (time of the last send before a step, count, bytes)
 
 
 class FastTrack:
@@ -161,8 +171,9 @@ class FastTrack:
         """What the fast path did since the last call or load, for each player of `mode` (0: all)
         in slots `first` to `last` (excluded; None: to the end) that it sent or dropped something
         for: (slot, count, bytes, octets, last_ext, last_ts, last_arrival, drops, drop_bytes,
-        drop_first, drop_last). Dropped packets (a closed gate) are consecutive ext_seqs,
-        drop_first..drop_last."""
+        drop_first, drop_last, marks). Dropped packets (a closed gate) are consecutive ext_seqs,
+        drop_first..drop_last. `marks`: ((time, count, bytes), ...), oldest first: the sends up to
+        `time` were the first `count` of them, `bytes` in all (module rules)."""
         if not self._dirty & (mode or (MODE_RTC | MODE_L3)):
             return []
         first = max(first, 0)
@@ -174,8 +185,9 @@ class FastTrack:
             p = self._players[slot]
             if (p.count or p.drops) and (not mode or p.mode == mode):
                 stats.append((slot, p.count, p.bytes, p.octets, p.last_ext, p.last_ts, p.last_arrival,
-                              p.drops, p.drop_bytes, p.drop_first, p.drop_last))
+                              p.drops, p.drop_bytes, p.drop_first, p.drop_last, tuple(p.marks)))
                 p.count = p.bytes = p.octets = p.drops = p.drop_bytes = 0
+                p.marks = []
         return stats
 
     def take_counters(self) -> tuple[int, ...]:
@@ -438,6 +450,12 @@ class FastTrack:
         out[2:4] = ((ext - p.seq_delta) & 0xFFFF).to_bytes(2, "big")
         out[4:8] = ((ts + p.ts_delta) & 0xFFFFFFFF).to_bytes(4, "big")
         out[8:12] = p.ssrc.to_bytes(4, "big")
+        step = math.floor(now / SEND_STEP)
+        if p.count and step != p.step:
+            if len(p.marks) == SEND_MARKS:
+                del p.marks[0]
+            p.marks.append((p.last_at, p.count, p.bytes))
+        p.step, p.last_at = step, now
         p.count += 1
         p.bytes += len(out)
         p.octets += len(out) - 12

@@ -182,19 +182,26 @@ class PlayerTrack:
                 self.rewriter.drop(e)
 
     def absorb_fast(self, count: int, size: int, octets: int, last_ext: int, last_ts: int, last_arrival: float,
-                    drops: int, drop_bytes: int, drop_first: int, drop_last: int, clock_rate: int) -> None:
+                    drops: int, drop_bytes: int, drop_first: int, drop_last: int, marks: tuple, clock_rate: int) -> None:
         """What the fast path did for this player since the last time (its track's FastTrack):
         sent `count` packets (the last `last_ext`), or dropped `drops` consecutive ones (a frame its
         budget refused). Brings the rewriters and counts to where sending or dropping those
-        packets one by one here would have."""
+        packets one by one here would have. The sends are dated by their `marks` (the first `n` of
+        them, `b` bytes, by `at`), the rest at `last_arrival`: the send rate sees them as they went,
+        however long ago the last time was."""
         if count:
             self.rewriter.rewrite(last_ext)  # the number the fast path gave it: now the rewriter knows
             self.timestamp(last_ts, last_arrival, clock_rate)
             if self.last_ext is None or last_ext > self.last_ext:
                 self.last_ext = last_ext
-            self.packets_sent += count
+            done = done_bytes = 0
+            for at, n, b in marks:
+                self.packets_sent += n - done
+                self.sent(b - done_bytes, at)
+                done, done_bytes = n, b
+            self.packets_sent += count - done
             self.octets_sent += octets
-            self.sent(size, last_arrival)
+            self.sent(size - done_bytes, last_arrival)
         if drops:
             for e in range(drop_first, drop_last + 1):
                 self.rewriter.drop(e)

@@ -27,10 +27,10 @@ judges a frame at its first packet with the last frame's size, and the rest of t
 goes from the fast path unseen here, is queued from the ring at the next packet left here
 (`_account_frame`, `PlayerTrack.account_frame`: as `admit` would have, packet by packet). And the
 fast path keeps a gated player's numbering itself (a closed gate closes it over what it drops). So
-the track pulls them only: all of a mode together at most every GATED_PULL_INTERVAL (their send
-rate, which congestion control reads at their next receiver report, is taken from what a pull
-brings: a batch is dated at its last packet, so the interval bounds how far a batch is misdated
-within the 1 s window); one alone when its gate changes (a pull must bring one run of sends or one
+the track pulls them only: all of a mode together every GATED_PULL_INTERVAL (1 s: it bounds how
+stale Python's view of them gets; their send rate, which congestion control reads at their next
+receiver report, does not depend on it: a pull brings the fast path's marks, which date the sends
+to within 0.1 s however long the batch); one alone when its gate changes (a pull must bring one run of sends or one
 run of drops: a drop before a send could no longer be dropped in its rewriter); all of them
 before an L3 frame out of order, and before an RTC packet that is not the first of a frame in
 order (it is served here, packet by packet); and wherever Python touches players (their reports,
@@ -69,7 +69,7 @@ SENDER_REPORT_SLICE = 32  # players per SR tick: a round over many players is sp
 _FIRST_FRAME_SAMPLES = 4096
 _KEYFRAME_START = F_KEYFRAME | F_FRAME_START  # the first packet of a keyframe (every audio packet)
 _L3_GAPS = 1024  # gaps the fast table's L3 players skipped, logged until each player is caught up
-GATED_PULL_INTERVAL = 0.1  # seconds: the longest the gated players go without a pull (module rules)
+GATED_PULL_INTERVAL = 1.0  # seconds: the longest the gated players go without a pull (module rules)
 
 
 @dataclass(slots=True)

@@ -169,8 +169,27 @@ def test_the_next_packet_in_order_goes_to_every_rtc_player_rewritten(FastTrack):
     assert fields(out[0][1]) == (100, 1, 2005, 0xA, True, MIDDLE)
     assert fields(out[1][1]) == (101, 101, 1999, 0xB, True, MIDDLE)  # ts wraps: 2000 + 2**32 - 1
     assert t.take_player_stats(MODE_L3) == []  # by mode: the L3 player got nothing
-    assert t.take_player_stats() == [(0, 1, 33, 21, 11, 2000, 2.0, 0, 0, 0, 0), (1, 1, 33, 21, 11, 2000, 2.0, 0, 0, 0, 0)]
+    assert t.take_player_stats() == [(0, 1, 33, 21, 11, 2000, 2.0, 0, 0, 0, 0, ()),
+                                      (1, 1, 33, 21, 11, 2000, 2.0, 0, 0, 0, 0, ())]
     assert t.take_player_stats() == []  # nothing sent since
+
+
+def test_stats_mark_where_the_sends_crossed_a_step_of_the_clock(FastTrack):
+    """However seldom the stats are taken, they date the sends to within SEND_STEP (0.1 s): a
+    player's send rate over its 1 s window is read from those dates."""
+    t = started(FastTrack, [(P1, 0xA, 100, 10, 5, MODE_RTC)])
+    for seq, now in zip(range(11, 16), (1.0, 1.05, 1.12, 1.15, 1.31)):
+        assert t.ingest(rtp(seq, ts=seq * 90, payload=MIDDLE), PUB, now) == EV_NONE
+    # the two sends before 1.1, then two more before 1.3: the first 2 by 1.05, the first 4 by 1.15
+    assert t.take_player_stats() == [(0, 5, 5 * 33, 5 * 21, 15, 15 * 90, 1.31, 0, 0, 0, 0,
+                                      ((1.05, 2, 66), (1.15, 4, 132)))]
+    assert t.ingest(rtp(16, ts=16 * 90, payload=MIDDLE), PUB, 1.45) == EV_NONE
+    assert t.take_player_stats()[0][11] == ()  # a take starts afresh: one send, no step crossed since
+    for k in range(20):  # one send a step: the newest SEND_MARKS (16) marks are kept
+        t.ingest(rtp(17 + k, ts=(17 + k) * 90, payload=MIDDLE), PUB, 2.05 + k * 0.1)
+    ((*_, marks),) = t.take_player_stats()
+    assert [(round(at, 6), n, b) for at, n, b in marks] == [(round(2.05 + (k - 1) * 0.1, 6), k, k * 33)
+                                                            for k in range(4, 20)]
 
 
 def test_stats_can_be_taken_for_a_range_of_slots(FastTrack):
@@ -195,7 +214,7 @@ def test_a_gated_player_gets_or_skips_whole_frames_as_told(FastTrack):
         assert t.ingest(rtp(seq, ts=2000), PUB, 2.1) == EV_NONE
     assert [addr for _, _, addr in t.take_out()] == [P2, P2]  # P1's gate is closed
     stats = t.take_player_stats()
-    assert stats[0] == (0, 1, 36, 24, 11, 1000, 2.0, 2, 72, 13, 14)  # sent seq 11; dropped 13..14
+    assert stats[0] == (0, 1, 36, 24, 11, 1000, 2.0, 2, 72, 13, 14, ())  # sent seq 11; dropped 13..14
     t.set_gate(0, GATE_OPEN, 12)  # the track counted the drops too: 2 more below
     assert t.ingest(rtp(15, ts=2000), PUB, 2.2) == EV_NONE
     assert [(addr, fields(d)[1]) for _, d, addr in t.take_out()] == [(P1, 3), (P2, 5)]
@@ -313,7 +332,7 @@ def test_pump_reads_a_socket_and_sends_on_another(FastTrack, loopback):
         except TimeoutError:
             pass
     assert got == list(range(1, 101))
-    assert t.take_player_stats() == [(0, 100, 100 * 33, 100 * 21, 110, 110, 2.0, 0, 0, 0, 0)]
+    assert t.take_player_stats() == [(0, 100, 100 * 33, 100 * 21, 110, 110, 2.0, 0, 0, 0, 0, ())]
 
 
 def test_a_reader_runs_python_only_for_what_the_fast_path_leaves(FastTrack, loopback):
@@ -444,6 +463,7 @@ STEP = st.one_of(
     st.tuples(st.just("junk"), st.binary(max_size=30)),
     st.tuples(st.just("stats"), st.sampled_from([0, MODE_RTC, MODE_L3]), st.integers(-1, 3),
               st.one_of(st.none(), st.integers(0, 4))),
+    st.tuples(st.just("wait"), st.floats(0.0, 0.35)),  # (the stats' marks: sends across steps of the clock)
 )
 
 
@@ -455,8 +475,8 @@ def test_the_compiled_fast_path_matches_the_reference(first, steps):
     addrs = [PUB, PUB, ("127.0.0.1", 5999)]
     loaded = []
     results = [[], []]
-    for step in steps:
-        now += 0.01
+    for i, step in enumerate(steps):
+        now += step[1] if step[0] == "wait" else 0.01
         if step[0] == "rtp":
             seq = (seq + step[1]) & 0xFFFF
             ts = ts if step[5] else seq * 90  # the same timestamp again: the frame continues
@@ -491,7 +511,49 @@ def test_the_compiled_fast_path_matches_the_reference(first, steps):
                 frame = [p for p in (t.packet(t.newest - k) for k in range(step[1], -1, -1)) if p is not None]
                 t.send_frame(frame, now, step[2])
                 result.append(("frame", t.take_out()))
-            result.append(("stats", t.take_player_stats(), t.take_counters()))
+            # every player's stats every few steps (between, they gather sends across steps: marks)
+            result.append(("stats", t.take_player_stats() if i % 16 == 15 else None, t.take_counters()))
+    for t, result in zip(tracks, results):
+        result.append(("last stats", t.take_player_stats()))
+    assert results[0] == results[1]
+
+
+SENDS = st.lists(st.one_of(
+    st.tuples(st.just("rtp"), st.floats(0.0, 0.3), st.booleans()),  # after this long; a new frame or not
+    st.tuples(st.just("gate"), st.booleans()),
+    st.tuples(st.just("frame"), st.integers(0, 3)),  # the newest packets as a released frame (L3)
+    st.tuples(st.just("stats"), st.sampled_from([0, MODE_RTC, MODE_L3]), st.integers(0, 3)),
+), max_size=80)
+
+
+@settings(max_examples=200, deadline=None)
+@given(SENDS)
+def test_the_compiled_fast_path_counts_and_marks_sends_as_the_reference(steps):
+    """Players that are sent to all along (one ungated, one gated, one L3), the stats taken now and
+    then: the same counts, drops and marks from both."""
+    players = [(P1, 0xA, 100, 10, 5, MODE_RTC), (P2, 0xB, 100, 10, 5, MODE_RTC, GATE_OPEN),
+               (("127.0.0.1", 6003), 0xC, 100, 10, 5, MODE_L3)]
+    tracks = [started(_fastpath_py.FastTrack, players), started(_fastpath_c.FastTrack, players)]
+    results = [[], []]
+    seq, ts, now = 10, 900, 1.0
+    for step in steps:
+        if step[0] == "rtp":
+            seq, now = seq + 1, now + step[1]
+            ts += 90 * step[2]
+        for t, result in zip(tracks, results):
+            if step[0] == "rtp":
+                result.append((t.ingest(rtp(seq, ts=ts, payload=MIDDLE), PUB, now), len(t.take_out())))
+                t.forward(now, True)
+            elif step[0] == "gate":
+                t.set_gate(1, GATE_OPEN if step[1] else GATE_CLOSED)
+            elif step[0] == "frame":
+                frame = [p for p in (t.packet(seq - k) for k in range(step[1], -1, -1)) if p is not None]
+                t.send_frame(frame, now, 0)
+            else:
+                result.append(t.take_player_stats(step[1], step[2]))
+            result.append(len(t.take_out()))
+    for t, result in zip(tracks, results):
+        result.append(t.take_player_stats())
     assert results[0] == results[1]
 
 
