@@ -30,11 +30,11 @@ fast path keeps a gated player's numbering itself (a closed gate closes it over 
 the track pulls them only: all of a mode together every GATED_PULL_INTERVAL (1 s: it bounds how
 stale Python's view of them gets; their send rate, which congestion control reads at their next
 receiver report, does not depend on it: a pull brings the fast path's marks, which date the sends
-to within 0.1 s however long the batch); one alone when its gate changes (a pull must bring one run of sends or one
-run of drops: a drop before a send could no longer be dropped in its rewriter); all of them
-before an L3 frame out of order, and before an RTC packet that is not the first of a frame in
-order (it is served here, packet by packet); and wherever Python touches players (their reports,
-NACKs, sender reports, the totals, a reload).
+to within 0.1 s however long the batch); one alone when its gate changes (a pull must bring one
+run of sends or one run of drops: a drop before a send could no longer be dropped in its
+rewriter); all of them before an L3 frame out of order, and before an RTC packet that is not the
+first of a frame in order (it is served here, packet by packet); and wherever Python touches
+players (their reports, NACKs, sender reports, the totals, a reload).
 Held packets. While the track's players are all L3 players, the next packets of the newest frame
 need nothing from Python but their place in the jitter buffer: the track lets the fast path keep
 them (`fast.hold`: as many as the buffer has room for, and only while it holds that frame, so a held
