@@ -1313,18 +1313,23 @@ cdef class FastTrack:
 
     cdef void _send_plain(self, mmsghdr* msgs, int n) noexcept:
         cdef int sent = 0, r
+        cdef bint again = False
         while sent < n:
             r = sendmmsg(self._fd, msgs + sent, n - sent, MSG_DONTWAIT)
             if r > 0:
                 sent += r
+                again = False
             elif r < 0 and errno == EINTR:
                 continue
             elif r < 0 and (errno == EAGAIN):
                 self._counters[K_UNSENT] += n - sent  # the send buffer is full: UDP drops
                 break
+            elif not again:
+                again = True  # an earlier datagram's error pending on the socket (IP_RECVERR): once more
             else:
                 self._counters[K_UNSENT] += 1  # this one failed (e.g. an unreachable address): skip it
                 sent += 1
+                again = False
 
     cdef int _group(self, int n) noexcept:
         """Groups the n queued messages for UDP GSO: a player's messages in queue order, while they
@@ -1394,18 +1399,24 @@ cdef class FastTrack:
 
     cdef void _send_groups(self, int n, int ng) noexcept:
         cdef int sent = 0, r, j, k, g
+        cdef bint again = False
         while sent < ng:
             r = sendmmsg(self._fd, self._g_msgs + sent, ng - sent, MSG_DONTWAIT)
             if r > 0:
                 for g in range(sent, sent + r):
                     self.gso_sends += self._g_count[g] > 1
                 sent += r
+                again = False
             elif r < 0 and errno == EINTR:
                 continue
             elif r < 0 and errno == EAGAIN:
                 for g in range(sent, ng):  # the send buffer is full: UDP drops
                     self._counters[K_UNSENT] += self._g_count[g]
                 return
+            elif not again:
+                # an earlier datagram's error pending on the socket (IP_RECVERR: an ICMP report; it
+                # may read ENOPROTOOPT, which is no verdict on GSO): once more
+                again = True
             elif self._g_count[sent] > 1 and (errno == EIO or errno == EINVAL or errno == ENOPROTOOPT):
                 # the kernel, or the route's device, refuses GSO: no more of it on this track; the
                 # groups not sent go datagram by datagram (their messages, in queue order)
@@ -1420,6 +1431,7 @@ cdef class FastTrack:
             else:
                 self._counters[K_UNSENT] += self._g_count[sent]  # (e.g. an unreachable address): skip it
                 sent += 1
+                again = False
 
 
 # ----- the event loop's reader ---------------------------------------------------------------------

@@ -49,6 +49,8 @@ class SessionConfig:
     user_event_batch_interval: float = 0.05
     token_warning: float = 30.0
     rtp_idle_timeout: float = 10.0  # an HTTP API publish session ends after this long without packets
+    # an HTTP API play session ends after its every address has been reported unreachable (ICMP) this long
+    rtp_unreachable_timeout: float = 30.0
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ class HttpSession:
     stream_id: str
     kind: str  # "publish" | "play"
     started: float
+    addrs: tuple = ()  # a play session's: where the node sends its tracks
 
 
 def _str(body: dict, key: str) -> str:
@@ -85,11 +86,12 @@ def sdp_for_player(stream_id: str, tracks: list[tuple[str, int, TrackSpec]]) -> 
 
 class HttpApi:
     def __init__(self, service: RoomService, signalling: SignallingServer, media: MediaService,
-                 rtp_idle_timeout: float, keepalive_interval: float) -> None:
+                 rtp_idle_timeout: float, keepalive_interval: float, rtp_unreachable_timeout: float = 30.0) -> None:
         self.service = service
         self.signalling = signalling
         self.media = media
         self.rtp_idle_timeout = rtp_idle_timeout
+        self.rtp_unreachable_timeout = rtp_unreachable_timeout
         self.keepalive_interval = keepalive_interval
         self.sessions: dict[str, HttpSession] = {}
         self._task: asyncio.Task | None = None
@@ -142,9 +144,9 @@ class HttpApi:
             self.service.logout(conn, session.room.room_id, now)
         self.service.disconnect(conn, now)
 
-    def _register(self, conn: int, body: dict, kind: str, now: float) -> HttpSession:
+    def _register(self, conn: int, body: dict, kind: str, now: float, addrs: tuple = ()) -> HttpSession:
         sid = self.service.session_id_of(conn)
-        s = self.sessions[sid] = HttpSession(sid, conn, body["app_id"], body["stream_id"], kind, now)
+        s = self.sessions[sid] = HttpSession(sid, conn, body["app_id"], body["stream_id"], kind, now, addrs)
         return s
 
     async def publish(self, request: web.Request) -> web.Response:
@@ -187,7 +189,7 @@ class HttpApi:
                             addrs={kind: w["addr"] for kind, w in wanted.items()},
                             payload_types={kind: spec.payload_type for kind, spec in specs.items()},
                             l3=mode is ResourceMode.ONLY_L3, codecs={kind: spec.codec for kind, spec in specs.items()})
-            session = self._register(conn, body, "play", now)
+            session = self._register(conn, body, "play", now, tuple(w["addr"] for w in wanted.values()))
         except SfuError as e:
             if conn is not None:
                 self._end(conn, now)
@@ -264,9 +266,12 @@ class HttpApi:
     # ----- liveness ----------------------------------------------------------------------------
 
     def tick(self, now: float) -> None:
-        """End idle publishers, and forget sessions the room service ended (kicked out, token expired).
-        (No client heartbeats an HTTP session: the room service gives them no liveness timeout, so a
-        stall of the node itself, longer than session_timeout, does not end them.)"""
+        """End idle publishers, players gone, and forget sessions the room service ended (kicked out,
+        token expired). (No client heartbeats an HTTP session: the room service gives them no
+        liveness timeout, so a stall of the node itself, longer than session_timeout, does not end
+        them.) A player is gone when every address of its session has been reported unreachable
+        (ICMP: sfu/media/reachability.py) for rtp_unreachable_timeout without a break: a player that
+        plays from our SDP sends the node nothing, so that is the only sign of it."""
         for sid, s in list(self.sessions.items()):
             if self.service.session_id_of(s.conn_id) != sid:  # kicked out, token expired, ...
                 del self.sessions[sid]
@@ -276,6 +281,13 @@ class HttpApi:
                 last = self.media.router.last_packet(s.app_id, s.stream_id)
                 if now - (last if last is not None else s.started) > self.rtp_idle_timeout:
                     log.info("HTTP publish session %s idle for %.1f s: ended", sid, self.rtp_idle_timeout)
+                    del self.sessions[sid]
+                    self._end(s.conn_id, now)
+                    continue
+            elif s.addrs:
+                gone = min(self.media.endpoint.unreachable_for(a) for a in s.addrs)
+                if gone >= self.rtp_unreachable_timeout:
+                    log.info("HTTP play session %s: its addresses unreachable for %.1f s: ended", sid, gone)
                     del self.sessions[sid]
                     self._end(s.conn_id, now)
                     continue

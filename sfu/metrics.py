@@ -115,6 +115,8 @@ class SfuCollector:
             ("sfu_nack_sent", "NACK packets sent to publishers.", totals["nacks_sent"]),
             ("sfu_retransmissions", "Packets resent to players from the retransmission history.",
              totals["retransmissions"]),
+            ("sfu_rtp_unreachable", "ICMP errors (port, host or network unreachable) that datagrams sent to "
+             "players brought back.", self.endpoint.counters["icmp_errors"]),
         ):
             yield CounterMetricFamily(name, doc, value=value)
         d = self.router.dropped

@@ -43,7 +43,9 @@ class Node:
         self.media = MediaService(self.router, self.endpoint)
         s = config.session
         self.http_api = HttpApi(self.service, self.signalling, self.media, s.rtp_idle_timeout,
-                                keepalive_interval=min(1.0, s.heartbeat_interval, s.rtp_idle_timeout / 4))
+                                keepalive_interval=min(1.0, s.heartbeat_interval, s.rtp_idle_timeout / 4,
+                                                       s.rtp_unreachable_timeout / 4),
+                                rtp_unreachable_timeout=s.rtp_unreachable_timeout)
         self.loop_lag = LoopLagMonitor()
         self.metrics = NodeMetrics(service=self.service, signalling=self.signalling, router=self.router,
                                    endpoint=self.endpoint, lag=self.loop_lag, version=__version__,

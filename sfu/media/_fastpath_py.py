@@ -42,7 +42,8 @@ RTC player in the table and ``ingest`` returns ``EV_NONE``. Any other stored pac
 ``EV_RTP`` and is left to the track (``last_ext`` / ``last_flags`` say which; ``packet(ext)``
 reads it), and so is a duplicate (``F_LATE | F_DUPLICATE``). Datagrams that are dropped return ``EV_NONE`` and are counted.
 
-Outputs go to ``output`` (a socket: sent at once, and a full send buffer counts ``unsent``), or,
+Outputs go to ``output`` (a socket: sent at once, and a full send buffer counts ``unsent``, as does a
+send that fails twice: the first failure may be an earlier datagram's error, pending), or,
 without one, collect in a list that ``take_out`` drains: [(0, datagram, addr)] (0: the Router's shared socket).
 """
 
@@ -468,12 +469,16 @@ class FastTrack:
         if self.output is None:
             self._out.append((0, bytes(out), p.addr))
             return
-        try:
-            self.output.sendto(out, p.addr)
-        except (BlockingIOError, InterruptedError):
-            c["unsent"] += 1
-        except OSError:
-            c["unsent"] += 1
+        for attempt in (0, 1):
+            try:
+                self.output.sendto(out, p.addr)
+                return
+            except (BlockingIOError, InterruptedError):
+                c["unsent"] += 1
+                return
+            except OSError:  # tried once more: the error may be an earlier datagram's, pending (IP_RECVERR)
+                if attempt:
+                    c["unsent"] += 1
 
 
 class Reader:

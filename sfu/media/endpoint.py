@@ -4,8 +4,24 @@ Ports come from the node's range. Sockets are bound synchronously (so a reply ca
 at once) and watched by the event loop right after; what arrives in between waits in the kernel.
 A publisher track's sockets are read by its fast path (a `Reader` is the event loop's callback:
 recvmmsg in the compiled one), which sends to players itself from the shared socket (sendmmsg);
-Python runs only for the datagrams it leaves to the track (`Router.resume`). The shared socket's
-own input (players' RTCP) goes through an asyncio transport.
+Python runs only for the datagrams it leaves to the track (`Router.resume`).
+
+The shared socket (players' RTCP in, and what the Router sends from Python out) is the endpoint's
+own: watched through an epoll set of its own (`_on_shared`), which the event loop watches in turn.
+Reads go to the Router datagram by datagram; sends go out at once, and when the socket's buffer is
+full they wait in a backlog, in order, until it takes them again (at most BACKLOG datagrams; more
+count unsent).
+
+Unreachable players. The shared socket asks the kernel for the ICMP errors its datagrams bring back
+(IP_RECVERR): they are the only sign that a player which sends nothing (ffmpeg reading our SDP) is
+gone. The kernel queues each one on the socket's error queue, which `_on_shared` drains into
+`reachability` (sfu/media/reachability.py). Until drained, the socket reports EPOLLERR; that is
+why the event loop does not watch it itself (libuv's poll handle stops for good at an EPOLLERR, and
+uvloop's datagram transport crashes on these errors): the epoll set in between turns it into a
+plain "readable". The kernel also keeps the last error pending on the socket, and the next send or
+receive on it fails with it once, whatever that datagram's destination: so every send on the
+shared socket (here, and the fast paths' sendmmsg) tries a failed datagram a second time before it
+counts it unsent.
 """
 
 from __future__ import annotations
@@ -13,15 +29,21 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import select
 import socket
 import time
+from collections import deque
 
 from sfu.errors import ErrorCode, SfuError
 from sfu.media.fastpath import Reader, dont_fragment
+from sfu.media.reachability import IP_RECVERR, IPV6_RECVERR, Reachability, parse_error
 from sfu.media.timer import PreciseTimer
 from sfu.media.router import SHARED, KINDS, Router, TrackSpec
 
 log = logging.getLogger("sfu.media")
+
+READS_PER_WAKEUP = 256  # datagrams, and error-queue messages, read per wake-up (more: the epoll set wakes it again)
+BACKLOG = 65536  # datagrams from Python waiting for the shared socket's buffer, at most
 
 CODECS = {"audio": {"opus"}, "video": {"VP8", "VP9", "H264"}}
 
@@ -51,35 +73,26 @@ def parse_tracks(raw: object) -> tuple[TrackSpec, ...]:
     return tuple(specs)
 
 
-class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, endpoint: MediaEndpoint, key: int) -> None:
-        self.endpoint = endpoint
-        self.key = key
-
-    def datagram_received(self, data: bytes, addr) -> None:
-        ep = self.endpoint
-        ep.send(ep.router.on_datagram(self.key, data, addr, ep.clock()))
-
-    def error_received(self, exc: Exception) -> None:  # e.g. ICMP port unreachable from a player
-        log.debug("media socket %d: %s", self.key, exc)
-
-
 class MediaEndpoint:
     def __init__(self, router: Router, host: str, port_range: tuple[int, int]) -> None:
         self.router = router
         self.host = host
         self.port_range = port_range
         self.port: int | None = None  # the shared socket's
-        self.shared: asyncio.DatagramTransport | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._used: set[int] = set()
         self._cursor = -1  # the last port handed out
         self.unsent = 0
         self._tracks: dict[int, tuple[int, list[socket.socket]]] = {}  # track id -> (port, sockets)
-        self._out: socket.socket | None = None  # the shared socket, for the fast paths' sends
+        self._out: socket.socket | None = None  # the shared socket (the fast paths send on it too)
+        self._backlog: deque[tuple[bytes, object]] = deque()  # Python's sends waiting for its buffer
+        self._rx = bytearray(65536)
         self.clock = time.monotonic  # the media plane's clock (precise; the loop's counts milliseconds)
         self._timer: PreciseTimer | None = None  # the Router's next deadline
+        self.reachability = Reachability()  # players' ICMP errors (module rules)
+        self._poll: select.epoll | None = None  # watches the shared socket (module docstring)
+        self.counters = {"icmp_errors": 0, "other_errors": 0}
 
     def _socket(self, port: int) -> socket.socket | None:
         sock = socket.socket(self._family, socket.SOCK_DGRAM)
@@ -127,10 +140,15 @@ class MediaEndpoint:
         self.port = sock.getsockname()[1]
         if self._family == socket.AF_INET:
             dont_fragment(sock)
-        self._out = sock.dup()  # the same socket: the fast paths send on it directly
+            sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+        else:
+            sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
+        self._out = sock
+        self._poll = select.epoll()
+        self._poll.register(sock.fileno(), select.EPOLLIN)  # (and EPOLLERR: always)
+        self.loop.add_reader(self._poll.fileno(), self._on_shared)
         self._timer = PreciseTimer()
         self.loop.add_reader(self._timer.fileno(), self._on_timer)
-        self.shared, _ = await self.loop.create_datagram_endpoint(lambda: _Protocol(self, SHARED), sock=sock)
 
     def open_tracks(self, track_ids: list[int]) -> dict[int, int]:
         """Bind an even port and the next for each publisher track; returns track id -> the even port.
@@ -183,7 +201,7 @@ class MediaEndpoint:
     def _send(self, out: list) -> None:
         for key, packet, dest in out:
             if key == SHARED:
-                self.shared.sendto(packet, dest)
+                self._send_shared(packet, dest)
                 continue
             entry = self._tracks.get(key)
             if entry is None:
@@ -193,6 +211,77 @@ class MediaEndpoint:
                 entry[1][0].sendto(packet, dest)
             except OSError:  # a full buffer, or the publisher's address unreachable: UDP drops
                 self.unsent += 1
+
+    def _send_shared(self, packet: bytes, dest) -> None:
+        """At once, or behind what waits in the backlog (module docstring)."""
+        backlog = self._backlog
+        if not backlog and self._send_now(packet, dest):
+            return
+        if len(backlog) >= BACKLOG:
+            self.unsent += 1
+            return
+        if not backlog:
+            self._poll.modify(self._out.fileno(), select.EPOLLIN | select.EPOLLOUT)
+        backlog.append((packet, dest))
+
+    def _send_now(self, packet: bytes, dest) -> bool:
+        """Send on the shared socket; False when its buffer is full. A failure is tried once more
+        (it may be an earlier datagram's pending error), then counted unsent."""
+        for attempt in (0, 1):
+            try:
+                self._out.sendto(packet, dest)
+                return True
+            except (BlockingIOError, InterruptedError):
+                return False
+            except OSError:
+                if attempt:
+                    self.unsent += 1
+        return True
+
+    def _on_shared(self) -> None:
+        """The shared socket is readable, writable with a backlog, or has errors queued."""
+        sock = self._out
+        if sock is None:
+            return
+        backlog = self._backlog
+        while backlog and self._send_now(*backlog[0]):
+            backlog.popleft()
+        if not backlog:
+            self._poll.modify(sock.fileno(), select.EPOLLIN)
+        rx, view, on_datagram, clock = self._rx, memoryview(self._rx), self.router.on_datagram, self.clock
+        for _ in range(READS_PER_WAKEUP):
+            try:
+                n, addr = sock.recvfrom_into(rx)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as e:  # an error pending on the socket (taken now; its report is queued)
+                log.debug("media socket: %s", e)
+                continue
+            self.send(on_datagram(SHARED, bytes(view[:n]), addr, clock()))
+        self._drain_errors(sock)
+
+    def _drain_errors(self, sock: socket.socket) -> None:
+        """The error queue into `reachability` (module docstring)."""
+        now = self.clock()
+        self.reachability.expire(now)
+        for _ in range(READS_PER_WAKEUP):
+            try:
+                _, ancillary, _, name = sock.recvmsg(1, 512, socket.MSG_ERRQUEUE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                log.debug("media socket error queue: %s", e)
+                return
+            error = parse_error(ancillary, name)
+            if error is None:
+                self.counters["other_errors"] += 1
+                continue
+            self.counters["icmp_errors"] += 1
+            self.reachability.report(error.addr, now)
+
+    def unreachable_for(self, addr) -> float:
+        """How long `addr` has been reported unreachable without a break (sfu/media/reachability.py)."""
+        return self.reachability.unreachable_for(tuple(addr), self.clock())
 
     def _arm(self) -> None:
         deadline = self.router.next_timer()
@@ -209,9 +298,11 @@ class MediaEndpoint:
             self._timer.close()
             self._timer = None
         self.close_tracks(list(self._tracks))
+        if self._poll is not None:
+            self.loop.remove_reader(self._poll.fileno())
+            self._poll.close()
+            self._poll = None
         if self._out is not None:
             self._out.close()
             self._out = None
-        if self.shared is not None:
-            self.shared.close()
-            self.shared = None
+        self._backlog.clear()
