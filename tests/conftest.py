@@ -41,11 +41,11 @@ def make_token(user_id: str, *, app_id: int = APP_ID, secret: str = SECRET, room
 
 
 def make_config(*, session: dict | None = None, signalling: dict | None = None, apps: list[AppConfig] | None = None,
-                metrics: dict | None = None) -> Config:
+                metrics: dict | None = None, node: dict | None = None) -> Config:
     apps = apps or [AppConfig(APP_ID, SECRET), AppConfig(OTHER_APP_ID, OTHER_SECRET)]
     return Config(
         apps=tuple(apps),
-        node=NodeConfig(host="127.0.0.1", port=0),
+        node=replace(NodeConfig(host="127.0.0.1", port=0), **(node or {})),
         session=replace(SessionConfig(), **(session or {})),
         signalling=replace(SignallingConfig(), **(signalling or {})),
         metrics=replace(MetricsConfig(), **(metrics or {})),
@@ -54,7 +54,8 @@ def make_config(*, session: dict | None = None, signalling: dict | None = None, 
 
 @pytest.fixture
 async def node_factory():
-    """`await node_factory(session={...}, signalling={...}, metrics={...})` starts a real node on 127.0.0.1:<free port>."""
+    """`await node_factory(session={...}, signalling={...}, metrics={...}, node={...})` starts a real node on
+    127.0.0.1:<free port> (or node={"host": ...})."""
     from sfu.node import Node
 
     nodes = []

@@ -29,16 +29,20 @@ def body(user, **extra):
     return {"app_id": APP_ID, "room_id": "room1", "user_id": user, "stream_id": "s1", **extra}
 
 
-def gone_address() -> tuple:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
+def family(host: str) -> int:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def gone_address(host: str = "127.0.0.1") -> tuple:
+    s = socket.socket(family(host), socket.SOCK_DGRAM)
+    s.bind((host, 0))
     addr = s.getsockname()
     s.close()
     return addr
 
 
 def listener(addr=("127.0.0.1", 0)) -> socket.socket:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(family(addr[0]), socket.SOCK_DGRAM)
     s.bind(addr)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     s.setblocking(False)
@@ -57,10 +61,10 @@ def drain(s: socket.socket) -> list[int]:
 class Publisher:
     """Keyframe packets (each a whole VP8 frame) to the node, paced, until stopped or `limit` sent."""
 
-    def __init__(self, port: int, limit: int = 3000) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.dest = ("127.0.0.1", port)
+    def __init__(self, port: int, limit: int = 3000, host: str = "127.0.0.1") -> None:
+        self.sock = socket.socket(family(host), socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
+        self.dest = (host, port)
         self.limit = limit
         self.sent = 0
         self.task: asyncio.Task | None = None
@@ -87,19 +91,19 @@ async def user_left(watcher, user_id: str, timeout: float) -> None:
             return
 
 
-@pytest.mark.parametrize("mode", ["rtc", "l3"])
-async def test_a_gone_player_s_session_ends_and_the_one_that_listens_gets_everything(node_factory, connect, mode):
-    node = await node_factory(session={"rtp_unreachable_timeout": TIMEOUT, "heartbeat_interval": 0.2})
+@pytest.mark.parametrize("mode, host", [("rtc", "127.0.0.1"), ("l3", "127.0.0.1"), ("rtc", "::1")])
+async def test_a_gone_player_s_session_ends_and_the_one_that_listens_gets_everything(node_factory, connect, mode, host):
+    node = await node_factory(node={"host": host}, session={"rtp_unreachable_timeout": TIMEOUT, "heartbeat_interval": 0.2})
     watcher = await connect(node)
     await watcher.login("room1", "watcher", is_user_status_notify=True)
-    live = listener()
+    live = listener((host, 0))
     async with aiohttp.ClientSession() as http:
         pub = await post(http, node, "/api/v1/publish", "cam", body("cam", tracks=[VP8]))
         stay = await post(http, node, "/api/v1/play", "stay", body("stay", mode=mode, tracks=[
-            {"kind": "video", "host": "127.0.0.1", "port": live.getsockname()[1]}]))
+            {"kind": "video", "host": host, "port": live.getsockname()[1]}]))
         gone = await post(http, node, "/api/v1/play", "gone", body("gone", mode=mode, tracks=[
-            {"kind": "video", "host": "127.0.0.1", "port": gone_address()[1]}]))
-    publisher = Publisher(pub["tracks"][0]["port"])
+            {"kind": "video", "host": host, "port": gone_address(host)[1]}]))
+    publisher = Publisher(pub["tracks"][0]["port"], host=host)
     loop = asyncio.get_running_loop()
     try:
         publisher.start()
