@@ -7,8 +7,10 @@ import asyncio
 import aiohttp
 import pytest
 
-from tests.conftest import APP_ID, make_token
+from tests.conftest import APP_ID
 from tests.e2e.ffmpeg import Player, free_rtp_port, publish_args
+from tests.e2e.test_ffmpeg_interop import post
+from tests.http_api.test_play_gone import user_left
 
 pytestmark = pytest.mark.slow
 
@@ -16,24 +18,11 @@ TIMEOUT = 2.0  # session.rtp_unreachable_timeout here
 FRAMES = 210  # 7 s at 30 frames/s
 
 
-async def post(http, node, path, user, body):
-    async with http.post(node.http_url + path, json=body, headers={"Authorization": "Bearer " + make_token(user)}) as r:
-        assert r.status == 201, await r.text()
-        return await r.json()
-
-
 async def play(http, node, user: str) -> dict:
     return await post(http, node, "/api/v1/play", user, {
         "app_id": APP_ID, "room_id": "room1", "user_id": user, "stream_id": "s1", "mode": "l3",
         "tracks": [{"kind": "video", "host": "127.0.0.1", "port": free_rtp_port()},
                    {"kind": "audio", "host": "127.0.0.1", "port": free_rtp_port()}]})
-
-
-async def user_left(watcher, user_id: str, timeout: float) -> None:
-    while True:
-        m = await watcher.next_event("room_user_update", timeout=timeout)
-        if m["update_type"] == 1 and user_id in [u["user_id"] for u in m["users"]]:
-            return
 
 
 async def test_a_killed_ffmpeg_player_s_session_ends_and_the_other_plays_on(node_factory, connect, tmp_path):

@@ -37,7 +37,7 @@ def gone_address(host: str = "127.0.0.1") -> tuple:
     s = socket.socket(family(host), socket.SOCK_DGRAM)
     s.bind((host, 0))
     addr = s.getsockname()
-    s.close()
+    s.close()  # nobody listens there any more: a datagram to it comes back port unreachable
     return addr
 
 

@@ -13,18 +13,11 @@ import pytest
 from sfu.media import _fastpath_c, _fastpath_py
 from sfu.media._fastpath_py import EV_NONE, EV_RTP, F_MARKER, MODE_L3, MODE_RTC, StoredPacket
 from sfu.media.reachability import IP_RECVERR
+from tests.http_api.test_play_gone import gone_address
 from tests.media.test_fastpath import KEY, MIDDLE, PUB, rtp
 
 FRAMES = 40
 PACKETS = 3  # per L3 frame: GSO groups them per player (compiled, gso on)
-
-
-def _gone_address() -> tuple:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    addr = s.getsockname()
-    s.close()  # nobody listens there any more: a datagram to it comes back port unreachable
-    return addr
 
 
 @pytest.fixture
@@ -76,9 +69,9 @@ def _track(impl: str, gso: bool, out: socket.socket, live: list, mode: int):
         t.gso = gso
     players = []
     for i, s in enumerate(live):  # a gone player before each live one, and one after the last
-        players.append((_gone_address(), 0xD0 + i, 96, 0, 0, mode))
+        players.append((gone_address(), 0xD0 + i, 96, 0, 0, mode))
         players.append((s.getsockname(), 0xA0 + i, 96, 0, 0, mode))
-    players.append((_gone_address(), 0xDF, 96, 0, 0, mode))
+    players.append((gone_address(), 0xDF, 96, 0, 0, mode))
     t.load_players(players)
     t.fast_ok = True
     return t
