@@ -4,7 +4,8 @@ same arithmetic in the same order on C doubles, so that both give the same decis
 delays for the same inputs (tests/media/test_budget_differential.py holds them together).
 
 It runs per player and frame (every measured player's budget judges every frame), which is why it
-is compiled. The virtual queue is a ring of (is_audio, bytes still queued) in C arrays; "None"
+is compiled, with FrameJudge (a player track's frame decisions on it) and the loops that judge a
+track's gated players together. The virtual queue is a ring of (is_audio, bytes still queued) in C arrays; "None"
 values of the reference are a flag beside a double.
 """
 
@@ -269,3 +270,132 @@ cdef class LatencyBudget:
         if not self._count:
             self._audio = self._video = 0.0
             self._head = 0
+
+
+cdef class FrameJudge:
+    """One player track's decisions, frame by frame, on its path's budget (sfu/media/_budget_py.py)."""
+
+    cdef readonly LatencyBudget budget
+    cdef readonly object congestion
+    cdef readonly str kind
+    cdef bint _audio
+    cdef bint _has_ts
+    cdef long long _ts
+    cdef public bint frame_send
+    cdef public long long frame_bytes, frame_counted, last_frame_bytes
+
+    def __init__(self, LatencyBudget budget not None, congestion, kind):
+        if kind != "audio" and kind != "video":
+            raise ValueError(f"kind must be 'audio' or 'video', not {kind!r}")
+        self.budget = budget
+        self.congestion = congestion
+        self.kind = kind
+        self._audio = kind == "audio"
+        self._has_ts = False
+        self.frame_send = True
+        self.frame_bytes = self.frame_counted = self.last_frame_bytes = 0
+
+    @property
+    def frame_ts(self):
+        return self._ts if self._has_ts else None
+
+    @frame_ts.setter
+    def frame_ts(self, value):
+        self._has_ts = value is not None
+        self._ts = value if value is not None else 0
+
+    def new_frame(self, long long timestamp):
+        return not self._has_ts or timestamp != self._ts or self._audio
+
+    cpdef bint judge(self, long long timestamp, long long first_size, bint keyframe, bint droppable,
+                     double now) except -1:
+        if self._has_ts and self.frame_bytes:
+            self.last_frame_bytes = self.frame_bytes
+        self._has_ts = True
+        self._ts = timestamp
+        self.frame_bytes = 0
+        cdef long long expected = first_size if first_size > self.last_frame_bytes else self.last_frame_bytes
+        decision = self.budget.offer(self.kind, keyframe, droppable, <double>expected, now, now,
+                                     self.congestion.estimate_bps)
+        self.frame_send = decision is SEND
+        self.frame_counted = expected
+        if not self.frame_send and not self._audio:
+            self.congestion.on_limited(now)
+        return self.frame_send
+
+    cpdef account(self, long long size, double at):
+        self.frame_bytes = size
+        if self.frame_send and size > self.frame_counted:
+            self.budget.add_bytes(self.kind, <double>(size - self.frame_counted), at)
+            self.frame_counted = size
+
+    cpdef bint decide(self, bint keyframe, long long size, bint droppable, double now) except -1:
+        decision = self.budget.offer(self.kind, keyframe, droppable, <double>size, now, now,
+                                     self.congestion.estimate_bps)
+        self.frame_send = decision is SEND
+        if not self.frame_send and not self._audio:
+            self.congestion.on_limited(now)
+        return self.frame_send
+
+
+def take_keyframes_needed(list judges not None):
+    """``take_keyframe_needed()`` of each one's budget: how many said yes."""
+    cdef Py_ssize_t i
+    cdef FrameJudge judge
+    cdef long n = 0
+    for i in range(len(judges)):
+        judge = <FrameJudge?>judges[i]
+        if judge.budget._keyframe_needed:
+            judge.budget._keyframe_needed = False
+            n += 1
+    return n
+
+
+def new_frame_for_all(list judges not None, long long timestamp):
+    """Does a packet of `timestamp` start a frame for every one of them (`new_frame`)?"""
+    cdef Py_ssize_t i
+    cdef FrameJudge judge
+    for i in range(len(judges)):
+        judge = <FrameJudge?>judges[i]
+        if judge._has_ts and judge._ts == timestamp and not judge._audio:
+            return False
+    return True
+
+
+def judge_frames(list judges not None, long long timestamp, long long first_size, bint keyframe, bint droppable,
+                 double now):
+    """`judge` for each, in order: the indexes of those whose decision changed."""
+    cdef Py_ssize_t i
+    cdef FrameJudge judge
+    cdef bint was
+    changed = []
+    for i in range(len(judges)):
+        judge = <FrameJudge?>judges[i]
+        was = judge.frame_send
+        if judge.judge(timestamp, first_size, keyframe, droppable, now) != was:
+            changed.append(i)
+    return changed
+
+
+def account_frames(list judges not None, long long timestamp, long long size, double at):
+    """`account` for each that is on the frame of `timestamp`."""
+    cdef Py_ssize_t i
+    cdef FrameJudge judge
+    for i in range(len(judges)):
+        judge = <FrameJudge?>judges[i]
+        if judge._has_ts and judge._ts == timestamp:
+            judge.account(size, at)
+
+
+def decide_frames(list judges not None, bint keyframe, long long size, bint droppable, double now):
+    """`decide` for each, in order: the indexes of those whose decision changed."""
+    cdef Py_ssize_t i
+    cdef FrameJudge judge
+    cdef bint was
+    changed = []
+    for i in range(len(judges)):
+        judge = <FrameJudge?>judges[i]
+        was = judge.frame_send
+        if judge.decide(keyframe, size, droppable, now) != was:
+            changed.append(i)
+    return changed

@@ -1,4 +1,5 @@
 """LatencyBudget: what to drop toward one player so that its media is never later than a budget.
+FrameJudge (at the end): a player track's frame-by-frame decisions on it.
 
 The reference (the spec): native/budget.pyx compiles the same rules, and sfu.media.budget picks one.
 
@@ -81,7 +82,8 @@ from __future__ import annotations
 import enum
 from collections import deque
 
-__all__ = ["Decision", "LatencyBudget"]
+__all__ = ["Decision", "FrameJudge", "LatencyBudget", "account_frames", "decide_frames", "judge_frames",
+           "new_frame_for_all", "take_keyframes_needed"]
 
 
 class Decision(enum.Enum):
@@ -273,3 +275,105 @@ class LatencyBudget:
                 queue.popleft()
         if not queue:
             self._audio = self._video = 0.0
+
+
+class FrameJudge:
+    """One player track's decisions, frame by frame, on its path's budget (the path's `congestion`
+    gives the rate: its ``estimate_bps``, and is told ``on_limited(now)`` when video is dropped).
+
+    RTC forwards packets as they come, so a frame is judged at its first packet (`judge`), with the
+    size expected: its first packet's, or the last frame's whole size if more. The budget then
+    queues what the frame carries beyond that as it comes (`account`), if it was sent. L3 releases
+    frames whole: each is judged with its whole size (`decide`). ``frame_send`` is the last
+    decision: the frame in hand goes to the player or not at all.
+
+    The track judges all its gated players together, in one call each (`new_frame_for_all`,
+    `judge_frames`, `account_frames`, `decide_frames`, and `take_keyframes_needed` for its measured
+    players): that is per player and frame, so it is compiled.
+    """
+
+    __slots__ = ("budget", "congestion", "kind", "frame_ts", "frame_send", "frame_bytes", "frame_counted",
+                 "last_frame_bytes")
+
+    def __init__(self, budget: LatencyBudget, congestion, kind: str) -> None:
+        if kind != "audio" and kind != "video":
+            raise ValueError(f"kind must be 'audio' or 'video', not {kind!r}")
+        self.budget = budget
+        self.congestion = congestion
+        self.kind = kind
+        self.frame_ts: int | None = None  # the frame being forwarded (RTC)
+        self.frame_send = True  # and whether it goes
+        self.frame_bytes = 0  # what it has carried so far (sent or dropped)
+        self.frame_counted = 0  # what the budget has queued of it
+        self.last_frame_bytes = 0  # the whole size of the frame before it
+
+    def new_frame(self, timestamp: int) -> bool:
+        """RTC: does a packet of this timestamp start a frame to judge? (Each audio packet is one.)"""
+        return timestamp != self.frame_ts or self.kind == "audio"
+
+    def judge(self, timestamp: int, first_size: int, keyframe: bool, droppable: bool, now: float) -> bool:
+        """RTC: the frame whose first packet (`first_size` bytes) is in hand: does it go?"""
+        if self.frame_ts is not None and self.frame_bytes:
+            self.last_frame_bytes = self.frame_bytes
+        self.frame_ts, self.frame_bytes = timestamp, 0
+        expected = max(first_size, self.last_frame_bytes)
+        decision = self.budget.offer(self.kind, keyframe, droppable, expected, now, now, self.congestion.estimate_bps)
+        self.frame_send = decision is Decision.SEND
+        self.frame_counted = expected
+        if not self.frame_send and self.kind == "video":
+            self.congestion.on_limited(now)
+        return self.frame_send
+
+    def account(self, size: int, at: float) -> None:
+        """RTC: the frame in hand has carried `size` bytes so far (the last at `at`): the budget
+        queues what it has not counted yet, if the frame is sent."""
+        self.frame_bytes = size
+        if self.frame_send and size > self.frame_counted:
+            self.budget.add_bytes(self.kind, size - self.frame_counted, at)
+            self.frame_counted = size
+
+    def decide(self, keyframe: bool, size: int, droppable: bool, now: float) -> bool:
+        """A whole frame of `size` bytes (L3: released at `now`): does it go? Its offer queues it whole."""
+        decision = self.budget.offer(self.kind, keyframe, droppable, size, now, now, self.congestion.estimate_bps)
+        self.frame_send = decision is Decision.SEND
+        if not self.frame_send and self.kind == "video":
+            self.congestion.on_limited(now)
+        return self.frame_send
+
+
+def take_keyframes_needed(judges: list[FrameJudge]) -> int:
+    """``take_keyframe_needed()`` of each one's budget: how many said yes."""
+    return sum(judge.budget.take_keyframe_needed() for judge in judges)
+
+
+def new_frame_for_all(judges: list[FrameJudge], timestamp: int) -> bool:
+    """Does a packet of `timestamp` start a frame for every one of them (`new_frame`)?"""
+    return all(judge.new_frame(timestamp) for judge in judges)
+
+
+def judge_frames(judges: list[FrameJudge], timestamp: int, first_size: int, keyframe: bool, droppable: bool,
+                 now: float) -> list[int]:
+    """`judge` for each, in order: the indexes of those whose decision changed."""
+    changed = []
+    for i, judge in enumerate(judges):
+        was = judge.frame_send
+        if judge.judge(timestamp, first_size, keyframe, droppable, now) != was:
+            changed.append(i)
+    return changed
+
+
+def account_frames(judges: list[FrameJudge], timestamp: int, size: int, at: float) -> None:
+    """`account` for each that is on the frame of `timestamp`."""
+    for judge in judges:
+        if judge.frame_ts == timestamp:
+            judge.account(size, at)
+
+
+def decide_frames(judges: list[FrameJudge], keyframe: bool, size: int, droppable: bool, now: float) -> list[int]:
+    """`decide` for each, in order: the indexes of those whose decision changed."""
+    changed = []
+    for i, judge in enumerate(judges):
+        was = judge.frame_send
+        if judge.decide(keyframe, size, droppable, now) != was:
+            changed.append(i)
+    return changed

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from sfu.media.budget import Decision, LatencyBudget
+from sfu.media.budget import FrameJudge, LatencyBudget
 from sfu.media.congestion import PlayerCongestion
 from sfu.media.packet import Frame, MediaPacket
 from sfu.media.report_clock import ReportClock
@@ -53,11 +53,7 @@ class PlayerTrack:
     octets_sent: int = 0
     retransmissions: int = 0
     path: PlayerPath | None = None
-    frame_ts: int | None = None  # the frame being forwarded (RTC), and whether it is sent
-    frame_send: bool = True
-    frame_bytes: int = 0
-    frame_counted: int = 0
-    last_frame_bytes: int = 0
+    judge: FrameJudge | None = None  # its frame decisions on its path's budget (made with the path)
     timestamps: TimestampRewriter | None = None  # made at the first packet: it keeps that numbering
     timestamps_reset: bool = False
     fast: bool = False  # in its publisher track's fast table (sfu/media/track.py), and gated there
@@ -68,6 +64,10 @@ class PlayerTrack:
     report_clock: ReportClock = field(default_factory=ReportClock)  # when its sender reports went: the RTT
     sends: deque = field(default_factory=deque)  # (when, packets_sent after it), the last SENDS_KEPT seconds
     first_sent_at: float | None = None  # when its first packet was sent
+
+    def __post_init__(self) -> None:
+        if self.path is not None and self.judge is None:
+            self.judge = FrameJudge(self.path.budget, self.path.congestion, self.kind)
 
     def follow(self, epoch: int) -> None:
         """A (new) publisher: numbering continues after what this player already got."""
@@ -92,9 +92,9 @@ class PlayerTrack:
         path = self.path
         if path is None or not path.measured:
             return True
-        budget = path.budget
         size = len(p.data)
-        if p.is_retransmission and self.kind == "video" and p.timestamp != self.frame_ts:
+        judge = self.judge
+        if p.is_retransmission and self.kind == "video" and p.timestamp != judge.frame_ts:
             # a packet of an earlier frame, come late (a repair, a reorder): its frame was judged when
             # it started and went or not. Judging it again would decide afresh for the frame being
             # forwarded, which goes whole or not at all. It takes the place its numbering kept, if
@@ -102,45 +102,15 @@ class PlayerTrack:
             if self.rewriter.dropped(p.ext_seq):
                 self.packets_dropped += 1
                 return False
-            budget.add_bytes(self.kind, size, now)
+            path.budget.add_bytes(self.kind, size, now)
             return True
-        if self.new_frame(p):
-            self.judge_frame(p, now)
-        self.account_frame(self.frame_bytes + size, now)
-        if not self.frame_send:
+        if judge.new_frame(p.timestamp):
+            judge.judge(p.timestamp, size, p.keyframe, p.droppable, now)
+        judge.account(judge.frame_bytes + size, now)
+        if not judge.frame_send:
             self.rewriter.drop(p.ext_seq)  # no gap in its numbering for what it will never get
             self.packets_dropped += 1
-        return self.frame_send
-
-    def new_frame(self, p: MediaPacket) -> bool:
-        """RTC: does this packet start a frame for the budget to judge (`judge_frame`)?"""
-        return p.timestamp != self.frame_ts or self.kind == "audio"
-
-    def judge_frame(self, p: MediaPacket, now: float) -> bool:
-        """RTC, a measured path: the budget's decision for the frame `p` starts (`frame_send`). A
-        gated player's first packet then goes as its gate says (the fast path sends it or drops
-        it; `absorb_fast` counts it, as admit() would have)."""
-        path = self.path
-        if self.frame_ts is not None and self.frame_bytes:
-            self.last_frame_bytes = self.frame_bytes
-        self.frame_ts, self.frame_bytes = p.timestamp, 0
-        expected = max(len(p.data), self.last_frame_bytes)
-        decision = path.budget.offer(self.kind, p.keyframe, p.droppable, expected, now, now,
-                                     path.congestion.estimate_bps)
-        self.frame_send = decision is Decision.SEND
-        self.frame_counted = expected
-        if not self.frame_send and self.kind == "video":
-            path.congestion.on_limited(now)
-        return self.frame_send
-
-    def account_frame(self, size: int, at: float) -> None:
-        """RTC: the frame it is on has carried `size` bytes so far (sent to it or dropped for it; the
-        last at `at`): its budget queues what it has not counted yet, if the frame is sent. `admit`
-        calls it packet by packet; for a player behind a gate its track calls it from the ring."""
-        self.frame_bytes = size
-        if self.frame_send and size > self.frame_counted:
-            self.path.budget.add_bytes(self.kind, size - self.frame_counted, at)
-            self.frame_counted = size
+        return judge.frame_send
 
     def admit_frame(self, frame: Frame, now: float) -> bool:
         """L3: does this released frame go to the player? Judged from its release, not its capture:
@@ -148,24 +118,10 @@ class PlayerTrack:
         path = self.path
         if path is None or not path.measured:
             return True
-        send = self._frame_decision(frame.keyframe, frame_size(frame), frame_droppable(frame), now)
+        send = self.judge.decide(frame.keyframe, frame_size(frame), frame_droppable(frame), now)
         if not send:
             self.packets_dropped += len(frame.packets)
         return send
-
-    def gate_frame(self, keyframe: bool, size: int, droppable: bool, now: float) -> bool:
-        """L3, in its track's fast table behind a gate: admit_frame's decision for a released frame
-        (`size` bytes: `frame_size`; `frame_droppable`), which the fast path carries out (it sends
-        or drops the frame; `absorb_fast` counts what it did)."""
-        return self._frame_decision(keyframe, size, droppable, now)  # (the offer queued the whole frame)
-
-    def _frame_decision(self, keyframe: bool, size: int, droppable: bool, now: float) -> bool:
-        path = self.path
-        decision = path.budget.offer(self.kind, keyframe, droppable, size, now, now, path.congestion.estimate_bps)
-        self.frame_send = decision is Decision.SEND
-        if not self.frame_send and self.kind == "video":
-            path.congestion.on_limited(now)
-        return self.frame_send
 
     def skip_gaps(self, gaps: list[tuple[int, int]], upto: int) -> None:
         """Gaps in the L3 timeline (first, last ext_seq; ascending) that the fast path closed in this
@@ -206,7 +162,7 @@ class PlayerTrack:
             for e in range(drop_first, drop_last + 1):
                 self.rewriter.drop(e)
             self.packets_dropped += drops
-        # (a gated player's frame accounting, for its latency budget, is its track's: `account_frame`)
+        # (a gated player's frame accounting, for its latency budget, is its track's: `account_frames`)
 
     def admit_resend(self, size: int, now: float) -> bool:
         """A retransmission to this player: does it fit its path (the budget's rule 10)? Counted as sent if so."""

@@ -22,10 +22,13 @@ cache: its keyframe alone, then nothing until the next keyframe, asked for then)
 while the track has L3 players; the first one seeds it from the ring's GOP, so it starts at once
 too.
 Lazy pulls of gated players. A gated player's budget needs nothing from a pull: an L3 one judges
-each released frame whole (`PlayerTrack.gate_frame`: the offer queues all its bytes); an RTC one
+each released frame whole (`FrameJudge.decide`: the offer queues all its bytes); an RTC one
 judges a frame at its first packet with the last frame's size, and the rest of the frame, which
 goes from the fast path unseen here, is queued from the ring at the next packet left here
-(`_account_frame`, `PlayerTrack.account_frame`: as `admit` would have, packet by packet). And the
+(`_account_frame`, `FrameJudge.account`: as `admit` would have, packet by packet). The track judges
+them all in one compiled call per frame (`judge_frames`, `decide_frames`, `account_frames`), which
+says whose decision changed: only those gates are set (the fast path's gate is the player's last
+decision, `FrameJudge.frame_send`, from the table's load on). And the
 fast path keeps a gated player's numbering itself (a closed gate closes it over what it drops). So
 the track pulls them only: all of a mode together every GATED_PULL_INTERVAL (1 s: it bounds how
 stale Python's view of them gets; their send rate, which congestion control reads at their next
@@ -50,6 +53,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
+from sfu.media.budget import account_frames, decide_frames, judge_frames, new_frame_for_all, take_keyframes_needed
 from sfu.media.codecs import Codec
 from sfu.media.fastpath import GATE_CLOSED, GATE_NONE, GATE_OPEN, F_DROPPABLE, F_DUPLICATE, F_FRAME_START, F_KEYFRAME, F_LATE, F_MARKER, MODE_L3, \
     MODE_RTC, FastTrack
@@ -152,8 +156,13 @@ class PublisherTrack:
         self._table_dirty = False  # a player's place in the fast table may have changed: reload it
         self._rtc: list[PlayerTrack] = []  # the RTC players, and those whose path is measured
         self._measured: list[PlayerTrack] = []
+        self._measured_judges: list = []  # their FrameJudges
+        self._rtc_python: list[PlayerTrack] = []  # the RTC players not in the fast table
+        self._rtc_served: list[PlayerTrack] = []  # ... and those with a gate (served here when it is not set)
         self._gated: list[tuple[int, PlayerTrack]] = []  # (slot, player): in the table, their budget decides per frame
         self._l3_gated: list[tuple[int, PlayerTrack]] = []  # the same for L3 players, in consecutive slots
+        self._judges: list = []  # the FrameJudges of _gated, and of _l3_gated, in the same order
+        self._l3_judges: list = []
         self._l3_gated_pull_at = 0.0  # when the gated L3 players are next pulled all together (module rules)
         self._gated_pull_at = 0.0  # the same for the gated RTC players
         self._frame: _FrameSeen | None = None  # the newest frame: the gated RTC players' frame accounting
@@ -230,7 +239,7 @@ class PublisherTrack:
             # rules: lazy pulls). Anything else: they are pulled (the others in the table Python
             # skips: pulling 1000 of them for each keyframe stalled forwarding ~4 ms) and served here.
             steady = packet is not None and not late and not flags & F_DUPLICATE and prev_newest is not None \
-                and ext == prev_newest + 1 and all(p.new_frame(packet) for _, p in gated)
+                and ext == prev_newest + 1 and new_frame_for_all(self._judges, packet.timestamp)
             if not steady or now >= self._gated_pull_at:
                 self._pull(MODE_RTC)
                 self._gated_pull_at = now + GATED_PULL_INTERVAL
@@ -240,19 +249,18 @@ class PublisherTrack:
         if rtc and not flags & F_DUPLICATE:  # (a duplicate went to them as its first copy)
             pt = self.spec.payload_type
             if steady:
-                for slot, p in gated:
-                    was = p.frame_send
-                    send = p.judge_frame(packet, now)
-                    delta = None  # the fast path's numbering is the player's (it closes over drops itself)
-                    if send != was:  # a pull takes one run of sends or of drops
-                        self._pull(MODE_RTC, slot, slot + 1)
-                        delta = p.rewriter.steady_delta()
-                    fast.set_gate(slot, GATE_OPEN if send else GATE_CLOSED, delta)
+                # the gates of those whose decision changed (the others' stand; the fast path's
+                # numbering is the player's: it closes over drops itself)
+                for i in judge_frames(self._judges, packet.timestamp, len(packet.data), packet.keyframe,
+                                      packet.droppable, now):
+                    slot, p = gated[i]
+                    self._pull(MODE_RTC, slot, slot + 1)  # a pull takes one run of sends or of drops
+                    fast.set_gate(slot, GATE_OPEN if p.judge.frame_send else GATE_CLOSED, p.rewriter.steady_delta())
                 gates_set = True
             # the table's RTC players without a gate (theirs is a steady offset), and the gated ones
             # when their gates are set for this packet
             fast.forward(now, gates_set)
-            for p in rtc:
+            for p in self._rtc_python if gates_set else self._rtc_served:
                 if p.addr is None or (p.fast and (not p.gated or gates_set)):
                     continue
                 if not p.started:
@@ -273,7 +281,7 @@ class PublisherTrack:
             if delta is None:
                 self._table_dirty = True
             else:
-                fast.set_gate(slot, GATE_OPEN if p.frame_send else GATE_CLOSED, delta)
+                fast.set_gate(slot, GATE_OPEN if p.judge.frame_send else GATE_CLOSED, delta)
         if packet is not None and not late and (self._frame is None or packet.timestamp != self._frame.timestamp):
             self._frame = _FrameSeen(packet.timestamp, ext, ext - 1)  # a new frame, for _account_frame
         if self._table_dirty:
@@ -287,7 +295,7 @@ class PublisherTrack:
         carried so far (the ring's packets of it up to `upto`, but `skip`: the packet in hand, which
         `admit` counts if it goes here) beyond what they counted. A frame is judged at its first
         packet with the last frame's size, and the rest of it goes from the fast path, unseen here
-        (`PlayerTrack.account_frame`)."""
+        (`FrameJudge.account`)."""
         frame = self._frame
         if frame is None:
             return
@@ -302,9 +310,7 @@ class PublisherTrack:
             frame.scanned = upto
         if not frame.size:
             return
-        for _, p in self._gated:
-            if p.frame_ts == frame.timestamp:
-                p.account_frame(frame.size, frame.last_arrival)
+        account_frames(self._judges, frame.timestamp, frame.size, frame.last_arrival)
 
     def catch_up(self) -> None:
         """The packets the fast path held for the L3 timeline (module rules) into the jitter buffer,
@@ -333,9 +339,8 @@ class PublisherTrack:
             self.requester.request(now, "repair")
 
     def _congestion_keyframes(self, now: float) -> None:
-        for p in self._measured:
-            if p.path.budget.take_keyframe_needed():
-                self.requester.request(now, "congestion")
+        for _ in range(take_keyframes_needed(self._measured_judges)):
+            self.requester.request(now, "congestion")
 
     def on_rtcp(self, data: bytes, now: float) -> None:
         """The publisher's RTCP: its sender reports are kept, to be translated for each player."""
@@ -427,6 +432,7 @@ class PublisherTrack:
         self._table_dirty = False
         self._rtc = [p for p in self.players if not p.l3]
         self._measured = [p for p in self.players if p.path is not None and p.path.measured]
+        self._measured_judges = [p.judge for p in self._measured]
         self._gated = []
         self._l3_gated = []
         entries, loaded = [], []
@@ -450,12 +456,16 @@ class PublisherTrack:
             if gated:
                 (self._l3_gated if p.l3 else self._gated).append((len(loaded), p))
             entries.append((p.addr, p.ssrc, pt_default if p.payload_type is None else p.payload_type,
-                            seq_delta, ts_delta, mode, (GATE_OPEN if p.frame_send else GATE_CLOSED) if gated
+                            seq_delta, ts_delta, mode, (GATE_OPEN if p.judge.frame_send else GATE_CLOSED) if gated
                             else GATE_NONE, p.rewriter.first_input))
             p.gated = gated
             p.slot = len(loaded)
             loaded.append(p)
         self.fast.load_players(entries)
+        self._judges = [p.judge for _, p in self._gated]
+        self._l3_judges = [p.judge for _, p in self._l3_gated]
+        self._rtc_python = [p for p in self._rtc if not p.fast]
+        self._rtc_served = [p for p in self._rtc if not p.fast or p.gated]
         self._loaded = loaded
         self._l3 = [p for p in self.players if p.l3]
         self._l3_python = [p for p in self._l3 if not p.fast]
@@ -655,13 +665,10 @@ class PublisherTrack:
                     self._pull(MODE_L3, gated[0][0], gated[-1][0] + 1)
                     self._l3_gated_pull_at = now + GATED_PULL_INTERVAL
                 keyframe, size, droppable = frame.keyframe, frame_size(frame), frame_droppable(frame)
-                set_gate = self.fast.set_gate
-                for slot, p in gated:
-                    was = p.frame_send
-                    send = p.gate_frame(keyframe, size, droppable, now)
-                    if send != was:  # a pull takes one run of sends or of drops
-                        self._pull(MODE_L3, slot, slot + 1)
-                    set_gate(slot, GATE_OPEN if send else GATE_CLOSED)
+                for i in decide_frames(self._l3_judges, keyframe, size, droppable, now):  # (whose changed)
+                    slot, p = gated[i]
+                    self._pull(MODE_L3, slot, slot + 1)  # a pull takes one run of sends or of drops
+                    self.fast.set_gate(slot, GATE_OPEN if p.judge.frame_send else GATE_CLOSED)
             if skip:
                 if len(self._l3_gaps) >= _L3_GAPS:
                     self._pull(MODE_L3)  # catches every L3 player up: the log starts again
