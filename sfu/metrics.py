@@ -117,6 +117,8 @@ class SfuCollector:
              totals["retransmissions"]),
             ("sfu_rtp_unreachable", "ICMP errors (port, host or network unreachable) that datagrams sent to "
              "players brought back.", self.endpoint.counters["icmp_errors"]),
+            ("sfu_rtp_send_waits", "Datagrams sent from Python (RTCP, the keyframe cache to a new player, "
+             "retransmissions) that waited for the media socket's send buffer.", self.endpoint.counters["backlogged"]),
         ):
             yield CounterMetricFamily(name, doc, value=value)
         d = self.router.dropped

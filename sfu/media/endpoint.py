@@ -92,7 +92,8 @@ class MediaEndpoint:
         self._timer: PreciseTimer | None = None  # the Router's next deadline
         self.reachability = Reachability()  # players' ICMP errors (module rules)
         self._poll: select.epoll | None = None  # watches the shared socket (module docstring)
-        self.counters = {"icmp_errors": 0, "other_errors": 0}
+        # backlogged: Python's sends that waited for the shared socket's buffer (the backlog)
+        self.counters = {"icmp_errors": 0, "other_errors": 0, "backlogged": 0}
 
     def _socket(self, port: int) -> socket.socket | None:
         sock = socket.socket(self._family, socket.SOCK_DGRAM)
@@ -223,6 +224,7 @@ class MediaEndpoint:
         if not backlog:
             self._poll.modify(self._out.fileno(), select.EPOLLIN | select.EPOLLOUT)
         backlog.append((packet, dest))
+        self.counters["backlogged"] += 1
 
     def _send_now(self, packet: bytes, dest) -> bool:
         """Send on the shared socket; False when its buffer is full. A failure is tried once more

@@ -28,7 +28,8 @@ GAUGES = ("sfu_rooms", "sfu_users", "sfu_streams", "sfu_publishers", "sfu_player
           "sfu_build_info")
 COUNTERS = ("sfu_rtp_packets_received", "sfu_rtp_bytes_received", "sfu_rtp_packets_sent", "sfu_rtp_bytes_sent",
             "sfu_rtp_packets_dropped", "sfu_nack_received", "sfu_nack_sent", "sfu_retransmissions",
-            "sfu_rtp_unreachable", "sfu_keyframe_requests", "sfu_frames_dropped", "sfu_congestion_probes", "sfu_login_failures")
+            "sfu_rtp_unreachable", "sfu_rtp_send_waits", "sfu_keyframe_requests", "sfu_frames_dropped",
+            "sfu_congestion_probes", "sfu_login_failures")
 HISTOGRAMS = ("sfu_l3_buffer_delay_seconds", "sfu_first_frame_seconds", "sfu_event_loop_lag_seconds")
 
 
