@@ -7,8 +7,10 @@ track's own buffers and the fan-out sends with sendmmsg from the shared socket, 
 iovec pair (the player's rewritten 12-byte header, then the rest of the packet straight from the
 ring), so a packet on the steady path makes no Python object and no per-player copy.
 
-Limits of the compiled path (the reference has none of them): `pump` reads datagrams of up to
-RX_SIZE bytes; a longer one arrives truncated (MSG_TRUNC) and is dropped as malformed.
+`pump` reads each datagram into a receive buffer of RX_SIZE bytes, and what a longer one carries
+beyond that (up to 64 KiB in all: any UDP datagram) into an overflow buffer of its own, a second
+iovec. The overflow buffers are allocated but never touched by datagrams that fit, so the memory
+they take is only that of the long datagrams that came; a long one is joined before it is handled.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
@@ -105,6 +107,7 @@ cdef double SEND_STEP = _SEND_STEP  # (the reference's: a player's send marks, t
 
 DEF RX_BATCH = 64        # datagrams per recvmmsg (the reference's RECV_BATCH)
 DEF RX_SIZE = 2048       # bytes per receive buffer
+DEF RX_MAX = 65536       # bytes per datagram, with its overflow buffer (more than any UDP datagram holds)
 DEF TX_BATCH = 1024      # messages per sendmmsg (UIO_MAXIOV): the send queue's least capacity
 DEF TX_PACKETS = 8       # ... and it holds this many packets for every player (GSO groups them)
 DEF TX_MAX = 16384       # ... up to this many messages
@@ -542,8 +545,10 @@ cdef class FastTrack:
     cdef readonly object slow_prev
     # receive buffers (pump)
     cdef unsigned char* _rx
+    cdef unsigned char* _rx_over  # the overflow buffers, RX_MAX - RX_SIZE bytes each
+    cdef unsigned char* _rx_joined  # a long datagram in one piece (RX_MAX bytes, made at the first)
     cdef mmsghdr _rx_msgs[RX_BATCH]
-    cdef iovec _rx_iov[RX_BATCH]
+    cdef iovec _rx_iov[RX_BATCH][2]
     cdef sockaddr_storage _rx_addr[RX_BATCH]
     cdef unsigned char _rx_control[RX_BATCH][RX_CONTROL]
     cdef int64_t _rx_stamp[RX_BATCH]  # kernel timestamps (CLOCK_REALTIME ns), 0: none
@@ -583,6 +588,8 @@ cdef class FastTrack:
         self._ring = NULL
         self._players = NULL
         self._rx = NULL
+        self._rx_over = NULL
+        self._rx_joined = NULL
         self._tx_msgs = NULL
         self._tx_iov = NULL
         self._tx_hdr = NULL
@@ -604,7 +611,8 @@ cdef class FastTrack:
         self.max_age = max_age
         self._ring = <slot_t*>calloc(size, sizeof(slot_t))
         self._rx = <unsigned char*>malloc(RX_BATCH * RX_SIZE)
-        if self._ring == NULL or self._rx == NULL:
+        self._rx_over = <unsigned char*>malloc(RX_BATCH * (RX_MAX - RX_SIZE))  # (untouched: not resident)
+        if self._ring == NULL or self._rx == NULL or self._rx_over == NULL:
             raise MemoryError()
         self._tx_cap = 0
         self._tx_reserve(TX_BATCH)
@@ -612,8 +620,10 @@ cdef class FastTrack:
         self.gso_sends = 0
         cdef int i
         for i in range(RX_BATCH):
-            self._rx_iov[i].iov_base = self._rx + i * RX_SIZE
-            self._rx_iov[i].iov_len = RX_SIZE
+            self._rx_iov[i][0].iov_base = self._rx + i * RX_SIZE
+            self._rx_iov[i][0].iov_len = RX_SIZE
+            self._rx_iov[i][1].iov_base = self._rx_over + i * (RX_MAX - RX_SIZE)
+            self._rx_iov[i][1].iov_len = RX_MAX - RX_SIZE
         self._has_newest = False
         self.clock_rate = self.codec.clock_rate
         self.packet_jitter = 0.0
@@ -657,6 +667,8 @@ cdef class FastTrack:
         free(self._players)
         free(self._marks)
         free(self._rx)
+        free(self._rx_over)
+        free(self._rx_joined)
         self._tx_free()
 
     # ----- properties (the reference's attributes) -----------------------------------------------
@@ -1115,6 +1127,7 @@ cdef class FastTrack:
         cdef timespec* stamp
         cdef int64_t k
         cdef double arrival
+        cdef unsigned char* data
         self._clock_base(now)
         while budget > 0:
             if self._rx_pos >= self._rx_count:
@@ -1125,8 +1138,8 @@ cdef class FastTrack:
                     memset(m, 0, sizeof(mmsghdr))
                     m.msg_hdr.msg_name = &self._rx_addr[i]
                     m.msg_hdr.msg_namelen = sizeof(sockaddr_storage)
-                    m.msg_hdr.msg_iov = &self._rx_iov[i]
-                    m.msg_hdr.msg_iovlen = 1
+                    m.msg_hdr.msg_iov = self._rx_iov[i]
+                    m.msg_hdr.msg_iovlen = 2
                     m.msg_hdr.msg_control = self._rx_control[i]
                     m.msg_hdr.msg_controllen = RX_CONTROL
                 r = recvmmsg(fd, self._rx_msgs, budget, MSG_DONTWAIT, NULL)
@@ -1169,8 +1182,16 @@ cdef class FastTrack:
                     self._counters[K_BYTES_IN] += m.msg_len
                     self._counters[K_MALFORMED] += 1
                     continue
-                event = self._ingest(self._rx + i * RX_SIZE, m.msg_len, &self._rx_addr[i], None,
-                                     arrival, now)
+                data = self._rx + i * RX_SIZE
+                if m.msg_len > RX_SIZE:  # a long datagram: its head here, the rest in its overflow buffer
+                    if self._rx_joined == NULL:
+                        self._rx_joined = <unsigned char*>malloc(RX_MAX)
+                        if self._rx_joined == NULL:
+                            raise MemoryError()
+                    memcpy(self._rx_joined, data, RX_SIZE)
+                    memcpy(self._rx_joined + RX_SIZE, self._rx_over + i * (RX_MAX - RX_SIZE), m.msg_len - RX_SIZE)
+                    data = self._rx_joined
+                event = self._ingest(data, m.msg_len, &self._rx_addr[i], None, arrival, now)
                 if event != EV_NONE:
                     self._flush()
                     return event
