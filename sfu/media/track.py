@@ -38,6 +38,10 @@ run of sends or one run of drops: a drop before a send could no longer be droppe
 rewriter); all of them before an L3 frame out of order, and before an RTC packet that is not the
 first of a frame in order (it is served here, packet by packet); and wherever Python touches
 players (their reports, NACKs, sender reports, the totals, a reload).
+Deferred reloads. A player that joins or starts (or whose address moves) needs the fast table
+reloaded, which is O(players). It is reloaded once, at the next packet or timer, for all that
+changed since (`_defer_push`): a crowd that joins costs a reload per packet at most, not two per
+join. Until then the fast path hands every packet to Python, which reloads first.
 Held packets. While the track's players are all L3 players, the next packets of the newest frame
 need nothing from Python but their place in the jitter buffer: the track lets the fast path keep
 them (`fast.hold`: as many as the buffer has room for, and only while it holds that frame, so a held
@@ -201,6 +205,9 @@ class PublisherTrack:
     def on_rtp(self, now: float) -> list[Out]:
         """The packet the fast path just stored (`fast.last_ext`) and left to Python (module rules)."""
         fast = self.fast
+        if self._table_dirty:  # players joined since the last call (_defer_push): they are served too
+            self.catch_up()  # (the packets held before that, as ever, first)
+            self._push()
         ext, flags, prev_newest = fast.last_ext, fast.last_flags, fast.slow_prev
         rtc = self._rtc
         stored = fast.packet(ext) if flags & F_LATE or rtc or self._l3_live else None  # None: no player looks
@@ -487,12 +494,22 @@ class PublisherTrack:
     # ----- players ---------------------------------------------------------------------------
 
     def attach(self, player: PlayerTrack) -> None:
-        self._pull()
         player.follow(self.epoch)
         self.players.append(player)
         if player.l3 and not self._l3_live:
             self._l3_live = self._l3_seed = True
-        self._push()
+        self._defer_push()
+
+    def _defer_push(self) -> None:
+        """The table must be reloaded (a player joined, or started): at the next packet or timer that
+        comes to the track (`on_rtp`, `on_timer`; or a reload before it), once for all the players
+        that changed since. A reload costs O(players): one a packet at most, not two a join, is what
+        lets a crowd join a stream with many players. Until then the fast path hands every packet
+        to Python (fast_ok off, nothing held), which reloads first; the table it has stays
+        consistent with `_loaded`, so pulls are right meanwhile."""
+        self._table_dirty = True
+        self.fast.fast_ok = False
+        self.fast.hold = 0
 
     def detach(self, player: PlayerTrack) -> None:
         self._pull()
@@ -592,13 +609,15 @@ class PublisherTrack:
         return samples
 
     def start_player(self, p: PlayerTrack, now: float) -> list[Out]:
-        """Called when a player's address becomes known (or at once when it was given)."""
+        """Called when a player's address becomes known (or at once when it was given), or changes (a
+        player that has started: the fast table sends to its new address from the next packet on)."""
         if p.started:
+            self._defer_push()
             return []
         self.catch_up()
         out = self._start(p, now)
         if self._table_dirty:
-            self._push()
+            self._defer_push()  # (the cached GOP went from here; the table has it from the next packet on)
         else:
             self._set_hold()
         return out
@@ -710,6 +729,8 @@ class PublisherTrack:
 
     def on_timer(self, now: float) -> list[Out]:
         self.catch_up()
+        if self._table_dirty:  # (_defer_push)
+            self._push()
         if self._l3_seed:
             self._seed_l3()
         out = self._release(now, self._l3_send)
