@@ -820,6 +820,54 @@ cdef class FastTrack:
         self._dirty = 0
         self._addr_objs = [tuple(e[0]) for e in entries]
 
+    def append_players(self, list entries):
+        cdef Py_ssize_t k = len(entries), n = self._nplayers + k, i
+        if not k:
+            return
+        cdef player_t* added = <player_t*>calloc(k, sizeof(player_t))
+        cdef player_t* p
+        cdef player_t* players
+        cdef mark_t* marks
+        cdef Py_ssize_t gated = 0
+        if added == NULL:
+            raise MemoryError()
+        try:
+            for i in range(k):  # (all converted first: a bad entry changes nothing)
+                entry = entries[i]
+                addr, ssrc, pt, seq_delta, ts_delta, mode = entry[:6]
+                p = &added[i]
+                p.gate = entry[6] if len(entry) > 6 else GATE_NONE
+                p.has_min = len(entry) > 7 and entry[7] is not None
+                p.min_ext = entry[7] if p.has_min else 0
+                gated += p.gate != GATE_NONE
+                _to_sockaddr(addr, &p.addr, &p.addrlen)
+                p.ssrc = ssrc
+                p.pt = pt
+                p.seq_delta = seq_delta
+                p.ts_delta = ts_delta & 0xFFFFFFFF
+                p.mode = mode
+            addr_objs = [tuple(e[0]) for e in entries]
+        except BaseException:
+            free(added)
+            raise
+        self._flush()  # queued messages point at the table's addresses, which may move
+        players = <player_t*>realloc(self._players, n * sizeof(player_t))
+        if players == NULL:
+            free(added)
+            raise MemoryError()
+        self._players = players
+        marks = <mark_t*>realloc(self._marks, n * SEND_MARKS * sizeof(mark_t))
+        if marks == NULL:
+            free(added)
+            raise MemoryError()
+        self._marks = marks
+        memcpy(&self._players[self._nplayers], added, k * sizeof(player_t))
+        free(added)
+        self._nplayers = n
+        self._gated += gated
+        self._addr_objs += addr_objs
+        self._tx_reserve(min(TX_MAX, max(TX_BATCH, TX_PACKETS * n)))
+
     def set_gate(self, Py_ssize_t slot, int gate, seq_delta=None):
         if not 0 <= slot < self._nplayers:
             raise IndexError(slot)

@@ -158,6 +158,13 @@ class FastTrack:
         self._gated = sum(p.gate != GATE_NONE for p in self._players)
         self._dirty = 0
 
+    def append_players(self, entries: list[tuple]) -> None:
+        """More players after those of the table, entries as `load_players` takes them: the others'
+        entries, and what the fast path did for them since the last take, stay."""
+        added = [_Player(*e) for e in entries]
+        self._players += added
+        self._gated += sum(p.gate != GATE_NONE for p in added)
+
     def set_gate(self, slot: int, gate: int, seq_delta: int | None = None) -> None:
         """A gated player's decision for the frame that starts (and its sequence offset after it; None:
         as it is)."""

@@ -39,9 +39,11 @@ rewriter); all of them before an L3 frame out of order, and before an RTC packet
 first of a frame in order (it is served here, packet by packet); and wherever Python touches
 players (their reports, NACKs, sender reports, the totals, a reload).
 Deferred reloads. A player that joins or starts (or whose address moves) needs the fast table
-reloaded, which is O(players). It is reloaded once, at the next packet or timer, for all that
-changed since (`_defer_push`): a crowd that joins costs a reload per packet at most, not two per
-join. Until then the fast path hands every packet to Python, which reloads first.
+reloaded, and a whole load is O(players): a pull of every player, then the table rebuilt. So a
+join only marks the table stale (`_defer_push`); at the next packet or timer the players that
+joined or started since are appended to the table, the others' entries untouched, nothing pulled
+(`_append`), or, when more changed, the table is loaded whole once. Until then the fast path hands
+every packet to Python, which does that first.
 Held packets. While the track's players are all L3 players, the next packets of the newest frame
 need nothing from Python but their place in the jitter buffer: the track lets the fast path keep
 them (`fast.hold`: as many as the buffer has room for, and only while it holds that frame, so a held
@@ -158,6 +160,8 @@ class PublisherTrack:
         self.players: list[PlayerTrack] = []
         self._loaded: list[PlayerTrack] = []  # the fast table, in slot order
         self._table_dirty = False  # a player's place in the fast table may have changed: reload it
+        self._pending: list[PlayerTrack] = []  # ... the players that joined or started since, when that is all
+        self._reload_all = False  # ... or more: a whole load (_defer_push)
         self._rtc: list[PlayerTrack] = []  # the RTC players, and those whose path is measured
         self._measured: list[PlayerTrack] = []
         self._measured_judges: list = []  # their FrameJudges
@@ -207,7 +211,7 @@ class PublisherTrack:
         fast = self.fast
         if self._table_dirty:  # players joined since the last call (_defer_push): they are served too
             self.catch_up()  # (the packets held before that, as ever, first)
-            self._push()
+            self._reload()
         ext, flags, prev_newest = fast.last_ext, fast.last_flags, fast.slow_prev
         rtc = self._rtc
         stored = fast.packet(ext) if flags & F_LATE or rtc or self._l3_live else None  # None: no player looks
@@ -433,13 +437,60 @@ class PublisherTrack:
             return 0
         return MODE_L3 if p.l3 else MODE_RTC
 
+    def _reload(self) -> None:
+        """The reload `_defer_push` deferred: the players that joined or started since appended to the
+        table when that is all there is to do, else a whole load."""
+        pending, self._pending = self._pending, []
+        if self._reload_all or not self._append(pending):
+            self._push()
+        self._reload_all = False
+
+    def _append(self, new: list[PlayerTrack]) -> bool:
+        """Players attached or started since the table's last load, and nothing else changed: they go
+        to the end of the table, and the others' entries (and what the fast path did for them) stay,
+        so nothing is pulled. False when a whole load is needed: a player already in the table or
+        with a gate (a measured path), or gated L3 players (they hold the table's last run of slots)."""
+        if self._l3_gated:
+            return False
+        players = set(map(id, self.players))
+        new = list({id(p): p for p in new}.values())
+        if any(p.fast or (p.path is not None and p.path.measured) or id(p) not in players for p in new):
+            return False
+        entries, loaded = [], self._loaded
+        pt_default = self.spec.payload_type
+        for p in new:
+            mode = self._fast_mode(p) if p.addr is not None else 0
+            seq_delta = p.rewriter.steady_delta() if mode else None
+            ts_delta = p.timestamps.steady_offset() if mode else None
+            if seq_delta is None or ts_delta is None:
+                continue  # served from Python for now (p.fast stays False)
+            entries.append((p.addr, p.ssrc, pt_default if p.payload_type is None else p.payload_type,
+                            seq_delta, ts_delta, mode, GATE_NONE, p.rewriter.first_input))
+            p.fast, p.gated, p.slot = True, False, len(loaded)
+            loaded.append(p)
+        self.fast.append_players(entries)
+        self._table_dirty = False
+        self._lists()
+        # as a load has it: every RTC player with an address in the table, and no L3 timeline
+        self.fast.fast_ok = not self._l3_live and all(p.addr is None for p in self._rtc_python)
+        self._set_hold()
+        return True
+
+    def _lists(self) -> None:
+        """The players by what the track does for them, from their places in the table."""
+        self._rtc = [p for p in self.players if not p.l3]
+        self._measured = [p for p in self.players if p.path is not None and p.path.measured]
+        self._measured_judges = [p.judge for p in self._measured]
+        self._rtc_python = [p for p in self._rtc if not p.fast]
+        self._rtc_served = [p for p in self._rtc if not p.fast or p.gated]
+        self._l3 = [p for p in self.players if p.l3]
+        self._l3_python = [p for p in self._l3 if not p.fast]
+
     def _push(self) -> None:
         """Load the fast table from the players (after Python has changed them)."""
         self._pull()  # what the fast path sent since the last load must not be lost
         self._table_dirty = False
-        self._rtc = [p for p in self.players if not p.l3]
-        self._measured = [p for p in self.players if p.path is not None and p.path.measured]
-        self._measured_judges = [p.judge for p in self._measured]
+        self._pending, self._reload_all = [], False
         self._gated = []
         self._l3_gated = []
         entries, loaded = [], []
@@ -471,11 +522,8 @@ class PublisherTrack:
         self.fast.load_players(entries)
         self._judges = [p.judge for _, p in self._gated]
         self._l3_judges = [p.judge for _, p in self._l3_gated]
-        self._rtc_python = [p for p in self._rtc if not p.fast]
-        self._rtc_served = [p for p in self._rtc if not p.fast or p.gated]
         self._loaded = loaded
-        self._l3 = [p for p in self.players if p.l3]
-        self._l3_python = [p for p in self._l3 if not p.fast]
+        self._lists()
         self.fast.fast_ok = fast_ok
         self._set_hold()
 
@@ -498,15 +546,22 @@ class PublisherTrack:
         self.players.append(player)
         if player.l3 and not self._l3_live:
             self._l3_live = self._l3_seed = True
-        self._defer_push()
+            self._defer_push()  # (the L3 timeline starts: a whole load)
+        else:
+            self._defer_push(player)
 
-    def _defer_push(self) -> None:
+    def _defer_push(self, player: PlayerTrack | None = None) -> None:
         """The table must be reloaded (a player joined, or started): at the next packet or timer that
         comes to the track (`on_rtp`, `on_timer`; or a reload before it), once for all the players
         that changed since. A reload costs O(players): one a packet at most, not two a join, is what
         lets a crowd join a stream with many players. Until then the fast path hands every packet
         to Python (fast_ok off, nothing held), which reloads first; the table it has stays
-        consistent with `_loaded`, so pulls are right meanwhile."""
+        consistent with `_loaded`, so pulls are right meanwhile. `player`: the one that joined or
+        started, when that is all that changed (`_append`); None: a whole load."""
+        if player is None:
+            self._reload_all = True
+        elif not self._reload_all:
+            self._pending.append(player)
         self._table_dirty = True
         self.fast.fast_ok = False
         self.fast.hold = 0
@@ -617,7 +672,7 @@ class PublisherTrack:
         self.catch_up()
         out = self._start(p, now)
         if self._table_dirty:
-            self._defer_push()  # (the cached GOP went from here; the table has it from the next packet on)
+            self._defer_push(p)  # (the cached GOP went from here; the table has it from the next packet on)
         else:
             self._set_hold()
         return out
@@ -730,7 +785,7 @@ class PublisherTrack:
     def on_timer(self, now: float) -> list[Out]:
         self.catch_up()
         if self._table_dirty:  # (_defer_push)
-            self._push()
+            self._reload()
         if self._l3_seed:
             self._seed_l3()
         out = self._release(now, self._l3_send)

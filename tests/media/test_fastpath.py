@@ -174,6 +174,28 @@ def test_the_next_packet_in_order_goes_to_every_rtc_player_rewritten(FastTrack):
     assert t.take_player_stats() == []  # nothing sent since
 
 
+def test_players_appended_to_the_table_get_the_next_packets_and_the_others_keep_their_stats(FastTrack):
+    t = started(FastTrack, [(P1, 0xA, 100, 10, 5, MODE_RTC)])
+    assert t.ingest(rtp(11, ts=2000, payload=MIDDLE), PUB, 2.0) == EV_NONE
+    t.take_out()
+    t.append_players([(P2, 0xB, 101, -5, 0, MODE_RTC)])
+    t.append_players([])  # (nothing)
+    assert t.ingest(rtp(12, ts=3000, payload=MIDDLE), PUB, 2.1) == EV_NONE
+    assert [(addr, fields(d)[:4]) for _, d, addr in t.take_out()] == [(P1, (100, 2, 3005, 0xA)),
+                                                                      (P2, (101, 17, 3000, 0xB))]
+    t.append_players([(P3, 0xC, 102, 0, 0, MODE_RTC, GATE_CLOSED, 13)])  # gated: it counts as one
+    assert t.ingest(rtp(13, ts=4000, payload=MIDDLE), PUB, 2.2) == EV_RTP  # a new frame: Python sets the gates
+    t.set_gate(1 + 1, GATE_OPEN)
+    t.forward(2.2, True)
+    assert [(addr, fields(d)[1]) for _, d, addr in t.take_out()] == [(P1, 3), (P2, 18), (P3, 13)]
+    stats = t.take_player_stats()
+    assert [(s[0], s[1], s[4]) for s in stats] == [(0, 3, 13), (1, 2, 13), (2, 1, 13)]  # P1's first send: kept
+    with pytest.raises((TypeError, ValueError)):
+        t.append_players([(P1, 0xD, 100, 0)])  # a short entry: nothing appended
+    assert t.ingest(rtp(14, ts=4000, payload=MIDDLE), PUB, 2.3) == EV_NONE
+    assert [addr for _, _, addr in t.take_out()] == [P1, P2, P3]
+
+
 def test_stats_mark_where_the_sends_crossed_a_step_of_the_clock(FastTrack):
     """However seldom the stats are taken, they date the sends to within SEND_STEP (0.1 s): a
     player's send rate over its 1 s window is read from those dates."""
