@@ -108,6 +108,7 @@ BENCHES = {  # `sfu bench NAME` -> bench/<script>.py, and its help line
     "streams": ("streams", "the Router's Python per input packet as the number of streams grows (sans-IO)"),
     "reporting": ("reporting", "what a datagram to a player that sends RTCP reports costs, against a silent one"),
     "joins": ("joins", "what a join costs as a crowd of players joins a live stream (sans-IO)"),
+    "nacks": ("nacks", "what one player's NACK costs as the players grow (sans-IO)"),
 }
 
 

@@ -678,7 +678,7 @@ class PublisherTrack:
         return out
 
     def on_player_nack(self, p: PlayerTrack, lost: list[int], now: float) -> list[Out]:
-        self._pull()
+        self.sync(p)  # its numbering, up to what the fast path sent it (it alone: a NACK is one player's)
         out = []
         rtt = self.settings.rtt
         for seq16 in lost:
