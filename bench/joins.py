@@ -12,14 +12,15 @@ HTTP play request, or an SDK player's first RTCP), evenly over `--seconds` of me
 process time of the Router's calls (the joins, the media and the timers in between), per bucket of
 joins (the 1st to the 100th, ..., in the buckets `--buckets` bounds). Figures:
 
-- join us: CPU of the join calls, per join;
+- join us: CPU of the join calls (with `--reporting`, and of the player's first receiver report,
+  which marks its path measured: every SDK player sends one), per join;
 - all us/join: CPU of every call in the bucket's stretch of media, joins and media, per join (the
   media's own cost grows with the players present too: the ratio column shows how much);
 - x first: `all us/join` as a ratio to the first bucket's, in the same run;
 - longest call ms: the longest single call in the bucket: the longest the event loop is held.
 
     python bench/joins.py [--players 3000] [--modes rtc,l3] [--seconds 10] [--buckets 100,500,1000,2000]
-                          [--sfu-root DIR] [--json FILE]
+                          [--reporting] [--sfu-root DIR] [--json FILE]
     sfu bench joins ...   (the same)
 
 `--sfu-root` runs another checkout's node code (built in place) with this script: a side-by-side
@@ -32,6 +33,7 @@ import argparse
 import json
 import platform
 import socket
+import struct
 import sys
 import time
 from pathlib import Path
@@ -45,10 +47,15 @@ BODY = 1100
 PUB = ("127.0.0.2", 5000)
 
 
-def run(n: int, mode: str, seconds: float, bounds: list[int]) -> list[dict]:
+def rr(sender_ssrc: int) -> bytes:
+    """An RTCP receiver report with no report block: enough to say the player reports."""
+    return struct.pack("!BBHI", 0x80, 201, 1, sender_ssrc)
+
+
+def run(n: int, mode: str, seconds: float, bounds: list[int], reporting: bool = False) -> list[dict]:
     from streams import build  # (bench/streams.py)
 
-    from sfu.media.router import Router, TrackSpec
+    from sfu.media.router import SHARED, Router, TrackSpec
     from sfu.media.track import MediaSettings
 
     media = [(at, data) for at, _, data in build(1, seconds + 2.0, FPS_PACKETS, BODY)]
@@ -67,7 +74,7 @@ def run(n: int, mode: str, seconds: float, bounds: list[int]) -> list[dict]:
 
         def timed(call, *args, join: bool = False):
             t0 = clock()
-            out = call(*args)
+            result = out = call(*args)
             if isinstance(out, tuple):
                 out = out[1]
             for _key, data, addr in out:
@@ -80,6 +87,7 @@ def run(n: int, mode: str, seconds: float, bounds: list[int]) -> list[dict]:
             state["longest"] = max(state["longest"], took)
             if join:
                 state["join"] += took
+            return result
 
         k = 0
 
@@ -97,7 +105,10 @@ def run(n: int, mode: str, seconds: float, bounds: list[int]) -> list[dict]:
         for i in range(n):
             at = 1.0 + seconds * i / n
             media_until(at)
-            timed(lambda: router.add_player(1, "s", f"p{i}", {"video": dest}, l3=mode == "l3", now=at), join=True)
+            ids, _ = timed(lambda: router.add_player(1, "s", f"p{i}", {"video": dest}, l3=mode == "l3", now=at),
+                           join=True)
+            if reporting:  # its first receiver report: its path is measured, its budget judges each frame
+                timed(router.on_datagram, SHARED, rr(ids["video"]), dest, at, join=True)
             if i + 1 in bounds or i + 1 == n:
                 joins = i + 1 - last_n
                 row = {"n": n, "mode": mode, "first": last_n + 1, "last": i + 1,
@@ -120,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--modes", default="rtc,l3", help="play modes (default rtc,l3)")
     p.add_argument("--seconds", type=float, default=10.0, help="virtual seconds the crowd joins over (default 10)")
     p.add_argument("--buckets", default="100,500,1000,2000", help="where the buckets of joins end (default 100,500,1000,2000)")
+    p.add_argument("--reporting", action="store_true",
+                   help="each player sends a receiver report as it joins (its path measured: an SDK player's)")
     p.add_argument("--sfu-root", type=Path, default=ROOT, help="the checkout whose node code runs (default: this one)")
     p.add_argument("--json", metavar="FILE", help="write the results here")
     args = p.parse_args(argv)
@@ -155,14 +168,15 @@ def main(argv: list[str] | None = None) -> int:
     run(50, modes[0], 1.0, [])  # warm-up: imports, caches (not measured)
     rows = []
     for mode in modes:
-        rows += run(args.players, mode, args.seconds, bounds)
+        rows += run(args.players, mode, args.seconds, bounds, args.reporting)
     print(f"node code: {root}")
     print_table(("joins", "mode", "join us", "all us/join", "x first", "longest call ms"),
                 [(f"{r['first']}-{r['last']}", r["mode"], f"{r['join_us']:,.0f}", f"{r['all_us_per_join']:,.0f}",
                   f"{r['x_first']:.2f}x", f"{r['longest_ms']:.2f}") for r in rows])
     if args.json:
         report = {"machine": {"python": platform.python_version(), "node_source": str(root)},
-                  "settings": {"players": args.players, "seconds": args.seconds, "buckets": bounds},
+                  "settings": {"players": args.players, "seconds": args.seconds, "buckets": bounds,
+                               "reporting": args.reporting},
                   "results": rows}
         Path(args.json).write_text(json.dumps(report, indent=2))
     return 0

@@ -536,8 +536,10 @@ class PublisherTrack:
         self.fast.hold = 0
 
     def refresh(self) -> None:
-        """A player's state changed outside the track (e.g. its path is measured now)."""
-        self._push()
+        """A player's state changed outside the track (e.g. its path is measured now): a whole load, at
+        the next packet or timer (`_defer_push`: a crowd of players whose first reports come at once
+        costs one a packet at most)."""
+        self._defer_push()
 
     # ----- players ---------------------------------------------------------------------------
 
