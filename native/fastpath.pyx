@@ -868,6 +868,15 @@ cdef class FastTrack:
         self._addr_objs += addr_objs
         self._tx_reserve(min(TX_MAX, max(TX_BATCH, TX_PACKETS * n)))
 
+    def add_gate(self, Py_ssize_t slot, int gate):
+        if not 0 <= slot < self._nplayers:
+            raise IndexError(slot)
+        cdef player_t* p = &self._players[slot]
+        if p.gate != GATE_NONE or gate == GATE_NONE:
+            raise ValueError("add_gate gives an ungated player a gate")
+        p.gate = gate
+        self._gated += 1
+
     def set_gate(self, Py_ssize_t slot, int gate, seq_delta=None):
         if not 0 <= slot < self._nplayers:
             raise IndexError(slot)

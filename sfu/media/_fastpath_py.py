@@ -165,6 +165,14 @@ class FastTrack:
         self._players += added
         self._gated += sum(p.gate != GATE_NONE for p in added)
 
+    def add_gate(self, slot: int, gate: int) -> None:
+        """An ungated player gets a gate (open or closed): its budget decides per frame from now on."""
+        p = self._players[slot]
+        if p.gate != GATE_NONE or gate == GATE_NONE:
+            raise ValueError("add_gate gives an ungated player a gate")
+        p.gate = gate
+        self._gated += 1
+
     def set_gate(self, slot: int, gate: int, seq_delta: int | None = None) -> None:
         """A gated player's decision for the frame that starts (and its sequence offset after it; None:
         as it is)."""

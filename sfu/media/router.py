@@ -378,7 +378,7 @@ class Router:
                         stream = self._streams.get(entry[1])
                         for track in stream.tracks.values() if stream else ():
                             self._touch(track)
-                            track.refresh()
+                            track.refresh(entry[0].path)
                     cc = entry[0].path.congestion
                     if isinstance(packet, Remb):
                         cc.on_remb(packet.bitrate_bps, now)

@@ -68,7 +68,7 @@ from sfu.media.keyframe_cache import KeyframeCache
 from sfu.media.keyframe_request import KeyframeRequester
 from sfu.media.nack import NackGenerator
 from sfu.media.packet import MediaPacket
-from sfu.media.player import SKIP_LIMIT, Addr, PlayerTrack, frame_droppable, frame_size
+from sfu.media.player import SKIP_LIMIT, Addr, PlayerPath, PlayerTrack, frame_droppable, frame_size
 from sfu.media.rtt import RttEstimator
 from sfu.rtp.header import parse_rtp, rewrite_rtp
 from sfu.rtp.rtcp import Nack, RtcpParseError, SenderReport, parse_rtcp, serialize
@@ -446,29 +446,44 @@ class PublisherTrack:
         self._reload_all = False
 
     def _append(self, new: list[PlayerTrack]) -> bool:
-        """Players attached or started since the table's last load, and nothing else changed: they go
-        to the end of the table, and the others' entries (and what the fast path did for them) stay,
-        so nothing is pulled. False when a whole load is needed: a player already in the table or
-        with a gate (a measured path), or gated L3 players (they hold the table's last run of slots)."""
-        if self._l3_gated:
-            return False
+        """Players attached, started or measured since the table's last load, and nothing else
+        changed: those not in the table go to its end, an RTC one in it whose path is measured now
+        gets a gate where it is; the others' entries (and what the fast path did for them) stay, so
+        nothing is pulled. False when a whole load is needed: an L3 player with a gate (the gated
+        L3 players hold the table's last run of slots), or one in the table some other way."""
         players = set(map(id, self.players))
         new = list({id(p): p for p in new}.values())
-        if any(p.fast or (p.path is not None and p.path.measured) or id(p) not in players for p in new):
-            return False
+        for p in new:
+            measured = p.path is not None and p.path.measured
+            if id(p) not in players or (measured and p.l3) or (p.fast and (p.gated or not measured)):
+                return False
+            if self._l3_gated and not p.fast:
+                return False  # (appended, it would follow the gated L3 players' run)
+            if p.fast and not (0 <= p.slot < len(self._loaded) and self._loaded[p.slot] is p):
+                return False
         entries, loaded = [], self._loaded
         pt_default = self.spec.payload_type
         for p in new:
+            gate = (GATE_OPEN if p.judge.frame_send else GATE_CLOSED) if p.path is not None and p.path.measured \
+                else GATE_NONE
+            if p.fast:  # in the table already, its path measured now
+                self.fast.add_gate(p.slot, gate)
+                p.gated = True
+                self._gated.append((p.slot, p))
+                continue
             mode = self._fast_mode(p) if p.addr is not None else 0
             seq_delta = p.rewriter.steady_delta() if mode else None
             ts_delta = p.timestamps.steady_offset() if mode else None
             if seq_delta is None or ts_delta is None:
                 continue  # served from Python for now (p.fast stays False)
             entries.append((p.addr, p.ssrc, pt_default if p.payload_type is None else p.payload_type,
-                            seq_delta, ts_delta, mode, GATE_NONE, p.rewriter.first_input))
-            p.fast, p.gated, p.slot = True, False, len(loaded)
+                            seq_delta, ts_delta, mode, gate, p.rewriter.first_input))
+            p.fast, p.gated, p.slot = True, gate != GATE_NONE, len(loaded)
+            if p.gated:
+                self._gated.append((p.slot, p))
             loaded.append(p)
         self.fast.append_players(entries)
+        self._judges = [p.judge for _, p in self._gated]
         self._table_dirty = False
         self._lists()
         # as a load has it: every RTC player with an address in the table, and no L3 timeline
@@ -535,11 +550,16 @@ class PublisherTrack:
         self.fast.load_players([])
         self.fast.hold = 0
 
-    def refresh(self) -> None:
-        """A player's state changed outside the track (e.g. its path is measured now): a whole load, at
-        the next packet or timer (`_defer_push`: a crowd of players whose first reports come at once
-        costs one a packet at most)."""
-        self._defer_push()
+    def refresh(self, path: PlayerPath | None = None) -> None:
+        """A player's state changed outside the track: its `path` is measured now (its budget judges
+        each frame from now on), or None: something else. At the next packet or timer
+        (`_defer_push`): an RTC player in the table gets a gate where it is, others a whole load."""
+        if path is None:
+            self._defer_push()
+            return
+        for p in self.players:
+            if p.path is path:
+                self._defer_push(p)
 
     # ----- players ---------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from sfu.media._fastpath_py import (
     F_LATE,
     F_MARKER,
     GATE_CLOSED,
+    GATE_NONE,
     GATE_OPEN,
     MODE_L3,
     MODE_RTC,
@@ -194,6 +195,26 @@ def test_players_appended_to_the_table_get_the_next_packets_and_the_others_keep_
         t.append_players([(P1, 0xD, 100, 0)])  # a short entry: nothing appended
     assert t.ingest(rtp(14, ts=4000, payload=MIDDLE), PUB, 2.3) == EV_NONE
     assert [addr for _, _, addr in t.take_out()] == [P1, P2, P3]
+
+
+def test_a_player_given_a_gate_gets_frames_as_its_gate_says(FastTrack):
+    t = started(FastTrack, [(P1, 0xA, 100, 10, 5, MODE_RTC), (P2, 0xB, 101, 10, 5, MODE_RTC)])
+    assert t.ingest(rtp(11, ts=2000, payload=MIDDLE), PUB, 2.0) == EV_NONE  # no gate: no Python
+    t.take_out()
+    t.add_gate(1, GATE_CLOSED)
+    with pytest.raises(ValueError):
+        t.add_gate(1, GATE_OPEN)  # it has one
+    with pytest.raises(ValueError):
+        t.add_gate(0, GATE_NONE)
+    with pytest.raises(IndexError):
+        t.add_gate(2, GATE_OPEN)
+    assert t.ingest(rtp(12, ts=3000, payload=MIDDLE), PUB, 2.1) == EV_RTP  # a new frame: Python sets the gates
+    t.forward(2.1, True)
+    assert [addr for _, _, addr in t.take_out()] == [P1]  # the closed gate drops it
+    t.set_gate(1, GATE_OPEN, 9)  # (the numbering after the drop: Python's to give)
+    assert t.ingest(rtp(13, ts=4000, payload=MIDDLE), PUB, 2.2) == EV_RTP
+    t.forward(2.2, True)
+    assert [(addr, fields(d)[1]) for _, d, addr in t.take_out()] == [(P1, 3), (P2, 4)]
 
 
 def test_stats_mark_where_the_sends_crossed_a_step_of_the_clock(FastTrack):
