@@ -30,8 +30,10 @@ them all in one compiled call per frame (`judge_frames`, `decide_frames`, `accou
 says whose decision changed: only those gates are set (the fast path's gate is the player's last
 decision, `FrameJudge.frame_send`, from the table's load on). And the
 fast path keeps a gated player's numbering itself (a closed gate closes it over what it drops). So
-the track pulls them only: all of a mode together every GATED_PULL_INTERVAL (1 s: it bounds how
-stale Python's view of them gets; their send rate, which congestion control reads at their next
+the track pulls them only: a slice of a mode's at a time, every GATED_PULL_INTERVAL /
+GATED_PULL_SLICES, so that each is pulled once every GATED_PULL_INTERVAL (1 s: it bounds how
+stale Python's view of them gets; in slices, because all of 2000 at once held the event loop
+20-30 ms; their send rate, which congestion control reads at their next
 receiver report, does not depend on it: a pull brings the fast path's marks, which date the sends
 to within 0.1 s however long the batch); one alone when its gate changes (a pull must bring one
 run of sends or one run of drops: a drop before a send could no longer be dropped in its
@@ -80,6 +82,7 @@ _FIRST_FRAME_SAMPLES = 4096
 _KEYFRAME_START = F_KEYFRAME | F_FRAME_START  # the first packet of a keyframe (every audio packet)
 _L3_GAPS = 1024  # gaps the fast table's L3 players skipped, logged until each player is caught up
 GATED_PULL_INTERVAL = 1.0  # seconds: the longest the gated players go without a pull (module rules)
+GATED_PULL_SLICES = 10  # ... pulled a slice at a time: one every GATED_PULL_INTERVAL / GATED_PULL_SLICES
 
 
 @dataclass(slots=True)
@@ -171,8 +174,10 @@ class PublisherTrack:
         self._l3_gated: list[tuple[int, PlayerTrack]] = []  # the same for L3 players, in consecutive slots
         self._judges: list = []  # the FrameJudges of _gated, and of _l3_gated, in the same order
         self._l3_judges: list = []
-        self._l3_gated_pull_at = 0.0  # when the gated L3 players are next pulled all together (module rules)
+        self._l3_gated_pull_at = 0.0  # when the next slice of the gated L3 players is pulled (module rules)
+        self._l3_gated_cursor = 0  # ... and where in their list it starts
         self._gated_pull_at = 0.0  # the same for the gated RTC players
+        self._gated_cursor = 0
         self._frame: _FrameSeen | None = None  # the newest frame: the gated RTC players' frame accounting
         self._l3: list[PlayerTrack] = []  # the L3 players, and those of them not in the fast table
         self._l3_python: list[PlayerTrack] = []
@@ -251,9 +256,11 @@ class PublisherTrack:
             # skips: pulling 1000 of them for each keyframe stalled forwarding ~4 ms) and served here.
             steady = packet is not None and not late and not flags & F_DUPLICATE and prev_newest is not None \
                 and ext == prev_newest + 1 and new_frame_for_all(self._judges, packet.timestamp)
-            if not steady or now >= self._gated_pull_at:
+            if not steady:
                 self._pull(MODE_RTC)
-                self._gated_pull_at = now + GATED_PULL_INTERVAL
+            elif now >= self._gated_pull_at:
+                self._gated_cursor = self._pull_slice(MODE_RTC, gated, self._gated_cursor)
+                self._gated_pull_at = now + GATED_PULL_INTERVAL / GATED_PULL_SLICES
             if prev_newest is not None:
                 self._account_frame(prev_newest, ext)
         gates_set = False
@@ -418,6 +425,15 @@ class PublisherTrack:
         if gaps and mode in (0, MODE_L3) and first == 0 and last is None:
             gaps.clear()  # every L3 player in the table is caught up
 
+    def _pull_slice(self, mode: int, gated: list[tuple[int, PlayerTrack]], cursor: int) -> int:
+        """The next slice of `gated` (in slot order; 1/GATED_PULL_SLICES of them, from `cursor` on, round
+        the list) pulled, with the players of `mode` between their slots; where the next one starts."""
+        n = len(gated)
+        start = cursor if cursor < n else 0
+        end = min(start + -(-n // GATED_PULL_SLICES), n)
+        self._pull(mode, gated[start][0], gated[end - 1][0] + 1)
+        return end if end < n else 0
+
     def sync_all(self) -> None:
         """Bring every player's numbering and counts up to what the fast path did for it (before its
         counts are read from outside the track: the node's totals)."""
@@ -483,6 +499,7 @@ class PublisherTrack:
                 self._gated.append((p.slot, p))
             loaded.append(p)
         self.fast.append_players(entries)
+        self._gated.sort(key=lambda e: e[0])  # (slot order: pulls go by runs of slots)
         self._judges = [p.judge for _, p in self._gated]
         self._table_dirty = False
         self._lists()
@@ -757,9 +774,11 @@ class PublisherTrack:
             skip = gap if 0 < gap < SKIP_LIMIT else 0  # as PlayerTrack.skip_to: a longer jump stays a gap
             gated = self._l3_gated
             if gated:  # their budgets judge this frame; the fast path carries out what they decide
-                if gap < 0 or now >= self._l3_gated_pull_at:  # (module rules: lazy pulls)
+                if gap < 0:  # (module rules: lazy pulls)
                     self._pull(MODE_L3, gated[0][0], gated[-1][0] + 1)
-                    self._l3_gated_pull_at = now + GATED_PULL_INTERVAL
+                elif now >= self._l3_gated_pull_at:
+                    self._l3_gated_cursor = self._pull_slice(MODE_L3, gated, self._l3_gated_cursor)
+                    self._l3_gated_pull_at = now + GATED_PULL_INTERVAL / GATED_PULL_SLICES
                 keyframe, size, droppable = frame.keyframe, frame_size(frame), frame_droppable(frame)
                 for i in decide_frames(self._l3_judges, keyframe, size, droppable, now):  # (whose changed)
                     slot, p = gated[i]

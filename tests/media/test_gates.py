@@ -190,3 +190,48 @@ def test_an_rtc_gate_decides_as_the_python_path_does(remb_bps) -> None:
     assert table_counters["dropped_droppable"] + table_counters["dropped_skip"] > 0  # a path that drops
     assert table == python
     assert table_counters == python_counters
+
+
+@pytest.mark.parametrize("mode", ["rtc", "l3"])
+def test_many_gated_players_are_pulled_in_slices_each_within_the_interval(mode) -> None:
+    """Gated players are pulled a slice at a time (sfu/media/track.py, "Lazy pulls": GATED_PULL_SLICES
+    a GATED_PULL_INTERVAL), not all at once: yet what Python knows of each (its count of packets
+    sent) is never staler than the interval, give or take one slice's period."""
+    ids = count(0x1000)
+    router = Router(MediaSettings(l3_min_delay=0.1, l3_max_delay=0.1, l3_late_repair=False),
+                    new_ssrc=lambda: next(ids))
+    (video,) = router.add_publisher(1, "s1", (TrackSpec("video", "VP8", 96),))
+    track = router.track(video)
+    addrs = [("127.0.0.1", 7100 + i) for i in range(25)]
+    ssrcs = [router.add_player(1, "s1", f"p{i}", {"video": a}, l3=mode == "l3")[0]["video"] for i, a in enumerate(addrs)]
+    sent: dict[tuple, list[float]] = {a: [] for a in addrs}  # when each was sent a packet
+    worst = 0.0
+    seq = 0
+    last_known: dict[int, int] = {}
+    pulled_at: dict[int, float] = {}  # when Python's view of each last moved
+    for f in range(150):  # 5 s at 30 frames/s, 3 packets a frame
+        now = f / 30
+        if f == 3:
+            for ssrc, addr in zip(ssrcs, addrs):
+                router.on_datagram(SHARED, rtcp_rr(ssrc), addr, now)  # measured: gated
+        out = []
+        for k in range(3):
+            out += router.on_datagram(video, rtp(seq, 3000 * f, 7, (VP8_KEY if f % 60 == 0 else VP8_DELTA) + BODY,
+                                                 marker=k == 2), PUB, now)
+            seq += 1
+        while (t := router.next_timer()) is not None and t <= now:
+            out += router.on_timer(t)
+        out += track.fast.take_out()
+        for key, d, addr in out:
+            if key == SHARED and addr in sent and d[1] & 0x7F == 96:
+                sent[addr].append(now)
+        if f >= 60:  # gated and steady: how stale is Python's view of each?
+            for p in track.players:
+                known = p.packets_sent
+                if known != last_known.get(p.ssrc):
+                    last_known[p.ssrc], pulled_at[p.ssrc] = known, now
+                stale = now - sent[p.addr][known] if known < len(sent[p.addr]) else 0.0  # its oldest unknown
+                worst = max(worst, stale)
+    assert all(p.gated and p.fast for p in track.players)
+    assert 0.0 < worst <= 1.0 + 0.1 + 1 / 30  # (0: never stale would mean a pull at every frame)
+    assert len(set(pulled_at.values())) >= 8  # in slices: not all at one instant
