@@ -16,7 +16,7 @@ path measured; the path stays clean, so the budget lets everything through). Tim
 of the Router calls and of sending what they return.
 
     python bench/reporting.py [--players 50,200,500] [--modes rtc,l3] [--seconds 3] [--rounds 3]
-                              [--packets 3] [--json FILE]
+                              [--packets 3] [--l3-beside] [--json FILE]
     sfu bench reporting ...   (the same)
 
 Figures: us of CPU per datagram out (timed CPU / datagrams the players were sent), silent and
@@ -62,7 +62,7 @@ def inputs(seconds: float, packets: int) -> list[tuple[float, bytes]]:
     return [(at, data) for at, _, data in build(1, seconds, packets, BODY)]
 
 
-def run(n: int, mode: str, reporting: bool, media: list[tuple[float, bytes]]) -> dict:
+def run(n: int, mode: str, reporting: bool, media: list[tuple[float, bytes]], l3_beside: bool = False) -> dict:
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     out_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
@@ -74,6 +74,8 @@ def run(n: int, mode: str, reporting: bool, media: list[tuple[float, bytes]]) ->
         (tid,) = router.add_publisher(1, "s", VP8)
         router.track(tid).fast.output = out_sock
         players = [router.add_player(1, "s", f"p{i}", {"video": dest}, l3=mode == "l3")[0]["video"] for i in range(n)]
+        if l3_beside:  # one silent L3 player more: the track keeps an L3 timeline, so every packet comes to Python
+            router.add_player(1, "s", "l3", {"video": dest}, l3=True)
         if reporting:
             for ssrc in players:
                 router.on_datagram(SHARED, rr(ssrc), dest, 0.0)
@@ -120,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=3,
                    help="runs of each kind per N and mode, alternating; the median is taken (default 3)")
     p.add_argument("--packets", type=int, default=3, help="packets per frame (default 3)")
+    p.add_argument("--l3-beside", action="store_true",
+                   help="one silent L3 player beside the N (a room of both modes: every packet comes to Python)")
     p.add_argument("--json", metavar="FILE", help="write the results here")
     args = p.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
@@ -135,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             runs: dict[str, list[dict]] = {"silent": [], "reporting": []}
             for _ in range(args.rounds):
                 for kind in runs:
-                    r = run(n, mode, kind == "reporting", media)
+                    r = run(n, mode, kind == "reporting", media, args.l3_beside)
                     runs[kind].append(r)
             row: dict = {"n": n, "mode": mode}
             for kind, rs in runs.items():

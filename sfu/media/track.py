@@ -248,15 +248,22 @@ class PublisherTrack:
             if self._l3_seed:
                 self._seed_l3()
             self.jitter.push(packet, now)
-        gated, steady = self._gated, False
+        gated, steady, continuing = self._gated, False, False
         if gated:
             # the first packet of a frame, in order, new to every gated player: their budgets judge
             # it and set their gates, and the fast path carries it out too, without a pull (module
-            # rules: lazy pulls). Anything else: they are pulled (the others in the table Python
-            # skips: pulling 1000 of them for each keyframe stalled forwarding ~4 ms) and served here.
-            steady = packet is not None and not late and not flags & F_DUPLICATE and prev_newest is not None \
-                and ext == prev_newest + 1 and new_frame_for_all(self._judges, packet.timestamp)
-            if not steady:
+            # rules: lazy pulls). The next packet of the newest frame, in order (it came here because
+            # the fast path hands every packet over: an L3 timeline, a reload pending): the gates
+            # stand, and the fast path carries it out as it would have on its own. Anything else:
+            # they are pulled (the others in the table Python skips: pulling 1000 of them for each
+            # keyframe stalled forwarding ~4 ms) and served here.
+            in_order = packet is not None and not late and not flags & F_DUPLICATE and prev_newest is not None \
+                and ext == prev_newest + 1
+            steady = in_order and new_frame_for_all(self._judges, packet.timestamp)
+            if in_order and not steady and not keyframe_start:
+                before = fast.packet(prev_newest)
+                continuing = before is not None and before.timestamp == packet.timestamp
+            if not steady and not continuing:
                 self._pull(MODE_RTC)
             elif now >= self._gated_pull_at:
                 self._gated_cursor = self._pull_slice(MODE_RTC, gated, self._gated_cursor)
@@ -275,6 +282,8 @@ class PublisherTrack:
                     self._pull(MODE_RTC, slot, slot + 1)  # a pull takes one run of sends or of drops
                     fast.set_gate(slot, GATE_OPEN if p.judge.frame_send else GATE_CLOSED, p.rewriter.steady_delta())
                 gates_set = True
+            elif continuing:
+                gates_set = True  # (set at the frame's first packet)
             # the table's RTC players without a gate (theirs is a steady offset), and the gated ones
             # when their gates are set for this packet
             fast.forward(now, gates_set)

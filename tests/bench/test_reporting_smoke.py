@@ -34,3 +34,20 @@ def test_reporting_writes_the_json_and_shows_where_the_datagrams_went(tmp_path):
         # silent player's
         assert reporting["python_datagrams"] == silent["python_datagrams"], mode
         assert silent["us_per_datagram"] > 0 and row["ratio"] > 0
+
+
+def test_reporting_rtc_players_beside_an_l3_one_stay_in_the_fast_path(tmp_path):
+    """With an L3 player on the track every packet comes to Python (its L3 timeline takes each):
+    the gated RTC players' packets still go from the compiled fast path, as their gates say, not
+    one by one from Python (`--l3-beside`)."""
+    out = tmp_path / "reporting.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "sfu", "bench", "reporting", "--players", "10", "--modes", "rtc", "--rounds", "1",
+         "--seconds", "1", "--l3-beside", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (row,) = json.loads(out.read_text())["results"]
+    silent, reporting = row["silent"], row["reporting"]
+    assert silent["datagrams_out"] == reporting["datagrams_out"] == 11 * 3 * 30
+    assert reporting["measured_players"] == 10
+    assert reporting["python_datagrams"] == silent["python_datagrams"]  # the starts only
