@@ -19,8 +19,11 @@ joins (the 1st to the 100th, ..., in the buckets `--buckets` bounds). Figures:
 - x first: `all us/join` as a ratio to the first bucket's, in the same run;
 - longest call ms: the longest single call in the bucket: the longest the event loop is held.
 
+With `--leave` the crowd then leaves as it came (the first to join, the first to leave), over as
+many seconds: rows of phase "leave", the same figures per leave.
+
     python bench/joins.py [--players 3000] [--modes rtc,l3] [--seconds 10] [--buckets 100,500,1000,2000]
-                          [--reporting] [--sfu-root DIR] [--json FILE]
+                          [--reporting] [--leave] [--sfu-root DIR] [--json FILE]
     sfu bench joins ...   (the same)
 
 `--sfu-root` runs another checkout's node code (built in place) with this script: a side-by-side
@@ -52,13 +55,13 @@ def rr(sender_ssrc: int) -> bytes:
     return struct.pack("!BBHI", 0x80, 201, 1, sender_ssrc)
 
 
-def run(n: int, mode: str, seconds: float, bounds: list[int], reporting: bool = False) -> list[dict]:
+def run(n: int, mode: str, seconds: float, bounds: list[int], reporting: bool = False, leave: bool = False) -> list[dict]:
     from streams import build  # (bench/streams.py)
 
     from sfu.media.router import SHARED, Router, TrackSpec
     from sfu.media.track import MediaSettings
 
-    media = [(at, data) for at, _, data in build(1, seconds + 2.0, FPS_PACKETS, BODY)]
+    media = [(at, data) for at, _, data in build(1, seconds * (2 if leave else 1) + 2.0, FPS_PACKETS, BODY)]
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     out_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
@@ -101,24 +104,29 @@ def run(n: int, mode: str, seconds: float, bounds: list[int], reporting: bool = 
                 k += 1
 
         media_until(1.0)  # the stream is live, its keyframe cached, before the crowd
-        rows, first, last_n = [], None, 0
-        for i in range(n):
-            at = 1.0 + seconds * i / n
-            media_until(at)
-            ids, _ = timed(lambda: router.add_player(1, "s", f"p{i}", {"video": dest}, l3=mode == "l3", now=at),
-                           join=True)
-            if reporting:  # its first receiver report: its path is measured, its budget judges each frame
-                timed(router.on_datagram, SHARED, rr(ids["video"]), dest, at, join=True)
-            if i + 1 in bounds or i + 1 == n:
-                joins = i + 1 - last_n
-                row = {"n": n, "mode": mode, "first": last_n + 1, "last": i + 1,
-                       "join_us": state["join"] / joins * 1e6, "all_us_per_join": state["cpu"] / joins * 1e6,
-                       "longest_ms": state["longest"] * 1e3}
-                first = first or row["all_us_per_join"]
-                row["x_first"] = row["all_us_per_join"] / first
-                rows.append(row)
-                state.update(cpu=0.0, join=0.0, longest=0.0)
-                last_n = i + 1
+        rows: list[dict] = []
+        for phase in ("join", "leave") if leave else ("join",):
+            first, last_n = None, 0
+            for i in range(n):
+                at = 1.0 + seconds * (i / n + (phase == "leave"))
+                media_until(at)
+                if phase == "leave":  # the first to join, the first to leave
+                    timed(lambda: router.remove_player(1, "s", f"p{i}") or [], join=True)
+                else:
+                    ids, _ = timed(lambda: router.add_player(1, "s", f"p{i}", {"video": dest}, l3=mode == "l3",
+                                                             now=at), join=True)
+                    if reporting:  # its first receiver report: its path is measured, its budget judges each frame
+                        timed(router.on_datagram, SHARED, rr(ids["video"]), dest, at, join=True)
+                if i + 1 in bounds or i + 1 == n:
+                    calls = i + 1 - last_n
+                    row = {"n": n, "mode": mode, "phase": phase, "first": last_n + 1, "last": i + 1,
+                           "join_us": state["join"] / calls * 1e6, "all_us_per_join": state["cpu"] / calls * 1e6,
+                           "longest_ms": state["longest"] * 1e3}
+                    first = first or row["all_us_per_join"]
+                    row["x_first"] = row["all_us_per_join"] / first
+                    rows.append(row)
+                    state.update(cpu=0.0, join=0.0, longest=0.0)
+                    last_n = i + 1
         return rows
     finally:
         sink.close()
@@ -133,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--buckets", default="100,500,1000,2000", help="where the buckets of joins end (default 100,500,1000,2000)")
     p.add_argument("--reporting", action="store_true",
                    help="each player sends a receiver report as it joins (its path measured: an SDK player's)")
+    p.add_argument("--leave", action="store_true",
+                   help="then the crowd leaves as it came, over as many seconds (rows 'leave': per leave)")
     p.add_argument("--sfu-root", type=Path, default=ROOT, help="the checkout whose node code runs (default: this one)")
     p.add_argument("--json", metavar="FILE", help="write the results here")
     args = p.parse_args(argv)
@@ -168,15 +178,15 @@ def main(argv: list[str] | None = None) -> int:
     run(50, modes[0], 1.0, [])  # warm-up: imports, caches (not measured)
     rows = []
     for mode in modes:
-        rows += run(args.players, mode, args.seconds, bounds, args.reporting)
+        rows += run(args.players, mode, args.seconds, bounds, args.reporting, args.leave)
     print(f"node code: {root}")
-    print_table(("joins", "mode", "join us", "all us/join", "x first", "longest call ms"),
-                [(f"{r['first']}-{r['last']}", r["mode"], f"{r['join_us']:,.0f}", f"{r['all_us_per_join']:,.0f}",
+    print_table(("players", "mode", "phase", "join us", "all us/join", "x first", "longest call ms"),
+                [(f"{r['first']}-{r['last']}", r["mode"], r["phase"], f"{r['join_us']:,.0f}", f"{r['all_us_per_join']:,.0f}",
                   f"{r['x_first']:.2f}x", f"{r['longest_ms']:.2f}") for r in rows])
     if args.json:
         report = {"machine": {"python": platform.python_version(), "node_source": str(root)},
                   "settings": {"players": args.players, "seconds": args.seconds, "buckets": bounds,
-                               "reporting": args.reporting},
+                               "reporting": args.reporting, "leave": args.leave},
                   "results": rows}
         Path(args.json).write_text(json.dumps(report, indent=2))
     return 0

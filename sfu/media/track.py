@@ -40,12 +40,12 @@ run of sends or one run of drops: a drop before a send could no longer be droppe
 rewriter); all of them before an L3 frame out of order, and before an RTC packet that is not the
 first of a frame in order (it is served here, packet by packet); and wherever Python touches
 players (their reports, NACKs, sender reports, the totals, a reload).
-Deferred reloads. A player that joins or starts (or whose address moves) needs the fast table
-reloaded, and a whole load is O(players): a pull of every player, then the table rebuilt. So a
-join only marks the table stale (`_defer_push`); at the next packet or timer the players that
-joined or started since are appended to the table, the others' entries untouched, nothing pulled
-(`_append`), or, when more changed, the table is loaded whole once. Until then the fast path hands
-every packet to Python, which does that first.
+Deferred reloads. A player that joins, starts or leaves (or whose address moves, or whose path
+is measured now) needs the fast table reloaded, and a whole load is O(players): a pull of every
+player, then the table rebuilt. So such a change only marks the table stale (`_defer_push`); at
+the next packet or timer the players that joined, started or were measured since are put in the
+table, the others' entries untouched, nothing pulled (`_append`), or, when more changed, the table
+is loaded whole once. Until then the fast path hands every packet to Python, which does that first.
 Held packets. While the track's players are all L3 players, the next packets of the newest frame
 need nothing from Python but their place in the jitter buffer: the track lets the fast path keep
 them (`fast.hold`: as many as the buffer has room for, and only while it holds that frame, so a held
@@ -615,7 +615,10 @@ class PublisherTrack:
         self.fast.hold = 0
 
     def detach(self, player: PlayerTrack) -> None:
-        self._pull()
+        """The player leaves: its counts brought up to date now (it alone), the table reloaded at the
+        next packet or timer (`_defer_push`: until then nothing goes from the table, so nothing to
+        it; a crowd that leaves costs a load per packet at most, not one per player)."""
+        self.sync(player)
         if player in self.players:
             self.players.remove(player)
         player.fast = False
@@ -626,7 +629,7 @@ class PublisherTrack:
             self.jitter.reset()
             if self.l3_cache is not None:
                 self.l3_cache = self._new_l3_cache()
-        self._push()
+        self._defer_push()
 
     def _seed_l3(self) -> None:
         """The L3 timeline starts: the ring's GOP into the jitter buffer, at the times it arrived."""

@@ -19,7 +19,7 @@ def test_joins_writes_a_row_per_bucket_and_mode(tmp_path):
     out = tmp_path / "joins.json"
     proc = bench("--players", "60", "--buckets", "20,40", "--seconds", "1", "--json", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "all us/join" in proc.stdout and f"node code: {ROOT}" in proc.stdout
+    assert "all us/join" in proc.stdout and "phase" in proc.stdout and f"node code: {ROOT}" in proc.stdout
     rows = json.loads(out.read_text())["results"]
     assert [(r["mode"], r["first"], r["last"]) for r in rows] == [
         (mode, first, last) for mode in ("rtc", "l3") for first, last in ((1, 20), (21, 40), (41, 60))]

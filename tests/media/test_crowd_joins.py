@@ -1,6 +1,7 @@
 """A crowd joins between two packets: each player gets the cached GOP at once, then every packet
-after it exactly once, in order, from the fast path as from Python (the track reloads its fast
-table once, at the next packet, for all of them: sfu/media/track.py, `_defer_push`)."""
+after it exactly once, in order, from the fast path as from Python; a crowd that leaves gets
+nothing more (the track reloads its fast table once, at the next packet, for all of them:
+sfu/media/track.py, "Deferred reloads")."""
 
 from itertools import count
 
@@ -90,3 +91,42 @@ def test_a_crowd_whose_first_reports_come_at_once_is_gated_and_judged(l3=False) 
         if addr != slow:
             assert got[addr] == list(range(70)), addr
     assert got[slow][:11] == list(range(11)) and len(got[slow]) < 40  # its budget dropped frames
+
+
+@pytest.mark.parametrize("l3", [False, True], ids=["rtc", "l3"])
+def test_a_crowd_that_leaves_between_two_packets_gets_nothing_more(l3) -> None:
+    ids = count(0x1000)
+    router = Router(new_ssrc=lambda: next(ids))
+    (video,) = router.add_publisher(1, "s1", VIDEO_ONLY)
+    got: dict[tuple, list[tuple[float, int]]] = {}
+
+    def take(out, at: float) -> None:
+        for key, data, addr in out:
+            if key == SHARED:
+                got.setdefault(addr, []).append((at, fields(data)[2] // 3000))
+
+    def feed(seq: int, at: float) -> None:
+        while (t := router.next_timer()) is not None and t <= at:
+            take(router.on_timer(t), t)
+        take(router.on_datagram(video, rtp(seq, 3000 * seq, 7, VP8_KEY if seq % 30 == 0 else VP8_DELTA), PUB, at), at)
+
+    addrs = [("127.0.0.1", 7000 + i) for i in range(CROWD)]
+    for i, addr in enumerate(addrs):
+        take(router.add_player(1, "s1", f"p{i}", {"video": addr}, l3=l3)[1], 0.0)
+    for seq in range(0, 40):
+        feed(seq, seq / 30)
+    left_at = 39.5 / 30
+    leaving = addrs[::2]
+    for i in range(0, CROWD, 2):
+        router.remove_player(1, "s1", f"p{i}")
+    for seq in range(40, 80):
+        feed(seq, seq / 30)
+    end = 80 / 30 + 1.0
+    while (t := router.next_timer()) is not None and t <= end:
+        take(router.on_timer(t), t)
+    for addr in addrs:
+        stamps = [ts for _, ts in got[addr]]
+        if addr in leaving:
+            assert all(at < left_at for at, _ in got[addr]) and stamps == list(range(len(stamps))), addr
+        else:
+            assert stamps == list(range(80)), addr
