@@ -55,7 +55,8 @@ def rr(sender_ssrc: int) -> bytes:
     return struct.pack("!BBHI", 0x80, 201, 1, sender_ssrc)
 
 
-def run(n: int, mode: str, seconds: float, bounds: list[int], reporting: bool = False, leave: bool = False) -> list[dict]:
+def run(n: int, mode: str, seconds: float, bounds: list[int], reporting: bool = False,
+        leave: bool = False) -> list[dict]:
     from streams import build  # (bench/streams.py)
 
     from sfu.media.router import SHARED, Router, TrackSpec
@@ -138,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--players", type=int, default=3000, help="players that join (default 3000)")
     p.add_argument("--modes", default="rtc,l3", help="play modes (default rtc,l3)")
     p.add_argument("--seconds", type=float, default=10.0, help="virtual seconds the crowd joins over (default 10)")
-    p.add_argument("--buckets", default="100,500,1000,2000", help="where the buckets of joins end (default 100,500,1000,2000)")
+    p.add_argument("--buckets", default="100,500,1000,2000",
+                   help="where the buckets of joins end (default 100,500,1000,2000)")
     p.add_argument("--reporting", action="store_true",
                    help="each player sends a receiver report as it joins (its path measured: an SDK player's)")
     p.add_argument("--leave", action="store_true",
@@ -181,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         rows += run(args.players, mode, args.seconds, bounds, args.reporting, args.leave)
     print(f"node code: {root}")
     print_table(("players", "mode", "phase", "join us", "all us/join", "x first", "longest call ms"),
-                [(f"{r['first']}-{r['last']}", r["mode"], r["phase"], f"{r['join_us']:,.0f}", f"{r['all_us_per_join']:,.0f}",
+                [(f"{r['first']}-{r['last']}", r["mode"], r["phase"], f"{r['join_us']:,.0f}",
+                  f"{r['all_us_per_join']:,.0f}",
                   f"{r['x_first']:.2f}x", f"{r['longest_ms']:.2f}") for r in rows])
     if args.json:
         report = {"machine": {"python": platform.python_version(), "node_source": str(root)},

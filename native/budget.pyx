@@ -5,8 +5,8 @@ delays for the same inputs (tests/media/test_budget_differential.py holds them t
 
 It runs per player and frame (every measured player's budget judges every frame), which is why it
 is compiled, with FrameJudge (a player track's frame decisions on it) and the loops that judge a
-track's gated players together. The virtual queue is a ring of (is_audio, bytes still queued) in C arrays; "None"
-values of the reference are a flag beside a double.
+track's gated players together. The virtual queue is a ring of (is_audio, bytes still queued) in C
+arrays; "None" values of the reference are a flag beside a double.
 """
 
 from libc.stdlib cimport free, malloc

@@ -163,7 +163,7 @@ class PublisherTrack:
         self.players: list[PlayerTrack] = []
         self._loaded: list[PlayerTrack] = []  # the fast table, in slot order
         self._table_dirty = False  # a player's place in the fast table may have changed: reload it
-        self._pending: list[PlayerTrack] = []  # ... the players that joined or started since, when that is all
+        self._pending: list[PlayerTrack] = []  # ... the players that joined, started or were measured since
         self._reload_all = False  # ... or more: a whole load (_defer_push)
         self._rtc: list[PlayerTrack] = []  # the RTC players, and those whose path is measured
         self._measured: list[PlayerTrack] = []
@@ -463,8 +463,9 @@ class PublisherTrack:
         return MODE_L3 if p.l3 else MODE_RTC
 
     def _reload(self) -> None:
-        """The reload `_defer_push` deferred: the players that joined or started since appended to the
-        table when that is all there is to do, else a whole load."""
+        """The reload `_defer_push` deferred: the players that joined, started or were measured since
+        put in the table where they are (`_append`) when that is all there is to do, else a whole
+        load."""
         pending, self._pending = self._pending, []
         if self._reload_all or not self._append(pending):
             self._push()
@@ -599,13 +600,13 @@ class PublisherTrack:
             self._defer_push(player)
 
     def _defer_push(self, player: PlayerTrack | None = None) -> None:
-        """The table must be reloaded (a player joined, or started): at the next packet or timer that
-        comes to the track (`on_rtp`, `on_timer`; or a reload before it), once for all the players
-        that changed since. A reload costs O(players): one a packet at most, not two a join, is what
-        lets a crowd join a stream with many players. Until then the fast path hands every packet
-        to Python (fast_ok off, nothing held), which reloads first; the table it has stays
-        consistent with `_loaded`, so pulls are right meanwhile. `player`: the one that joined or
-        started, when that is all that changed (`_append`); None: a whole load."""
+        """The table must be reloaded (module rules: deferred reloads): at the next packet or timer that
+        comes to the track (`on_rtp`, `on_timer`; or a whole load before it), once for all the
+        players that changed since. Until then the fast path hands every packet to Python (fast_ok
+        off, nothing held), which reloads first; the table it has stays consistent with `_loaded`,
+        so pulls are right meanwhile. `player`: the one that joined, started or was measured, when
+        that is all that changed (`_append`); None: a whole load (a player left or moved, the L3
+        timeline starts)."""
         if player is None:
             self._reload_all = True
         elif not self._reload_all:

@@ -83,7 +83,8 @@ def test_the_loops_say_whose_decision_changed(impl) -> None:
     assert impl.judge_frames(judges, 11, 10_000, False, False, 0.0) == [1]  # the slow path's is dropped
     assert [j.frame_send for j in judges] == [True, False, True]
     impl.account_frames(judges, 11, 20_000, 0.0)
-    assert (fast.frame_counted, slow.frame_counted, fast.frame_bytes, slow.frame_bytes) == (20_000, 10_000, 20_000, 20_000)
+    assert (fast.frame_counted, slow.frame_counted) == (20_000, 10_000)
+    assert (fast.frame_bytes, slow.frame_bytes) == (20_000, 20_000)
     impl.account_frames(judges, 99, 50_000, 0.0)  # another frame: none is on it
     assert fast.frame_bytes == 20_000
     assert impl.decide_frames(judges, True, 10_000, False, 1.0) == [1]  # its queue drained: a keyframe goes again
