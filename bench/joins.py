@@ -35,43 +35,31 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import socket
-import struct
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
 
-VP8_KIND = "video"
+from harness import print_table  # noqa: E402
+from inproc import import_node_from  # noqa: E402
+
 FPS_PACKETS = 3
 BODY = 1100
-PUB = ("127.0.0.2", 5000)
-
-
-def rr(sender_ssrc: int) -> bytes:
-    """An RTCP receiver report with no report block: enough to say the player reports."""
-    return struct.pack("!BBHI", 0x80, 201, 1, sender_ssrc)
 
 
 def run(n: int, mode: str, seconds: float, bounds: list[int], reporting: bool = False,
         leave: bool = False) -> list[dict]:
+    from inproc import PUB, rr, vp8_router
     from streams import build  # (bench/streams.py)
 
-    from sfu.media.router import SHARED, Router, TrackSpec
-    from sfu.media.track import MediaSettings
+    from sfu.media.router import SHARED
 
     media = [(at, data) for at, _, data in build(1, seconds * (2 if leave else 1) + 2.0, FPS_PACKETS, BODY)]
-    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    out_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        sink.bind(("127.0.0.1", 0))
-        dest = sink.getsockname()
-        ssrcs = iter(range(0x10000, 0x7FFFFFFF))
-        router = Router(MediaSettings(l3_min_delay=0.1, l3_max_delay=0.1), new_ssrc=ssrcs.__next__)
-        (tid,) = router.add_publisher(1, "s", (TrackSpec(VP8_KIND, "VP8", 96),))
-        router.track(tid).fast.output = out_sock
+    with vp8_router() as (router, tid, dest, out_sock):
         clock = time.process_time
         state = {"cpu": 0.0, "join": 0.0, "longest": 0.0}
         sendto = out_sock.sendto
@@ -129,9 +117,6 @@ def run(n: int, mode: str, seconds: float, bounds: list[int], reporting: bool = 
                     state.update(cpu=0.0, join=0.0, longest=0.0)
                     last_n = i + 1
         return rows
-    finally:
-        sink.close()
-        out_sock.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,25 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.players < 1 or args.seconds <= 0 or any(b < 1 for b in bounds):
         p.error("--players and the buckets must be >= 1, --seconds > 0")
     root = args.sfu_root.resolve()
-    if not (root / "sfu" / "media" / "router.py").exists():
-        p.error(f"--sfu-root: no sfu checkout at {root}")
-    if str(HERE) not in sys.path:
-        sys.path.insert(0, str(HERE))
-    import importlib
-
-    importlib.import_module("streams")  # (it puts this checkout on sys.path and imports its sfu: forgotten below)
-    from harness import print_table
-
-    for name in [m for m in sys.modules if m == "sfu" or m.startswith("sfu.")]:
-        del sys.modules[name]
-    if str(root) in sys.path:
-        sys.path.remove(str(root))
-    sys.path.insert(0, str(root))
-
-    import sfu.media.router
-
-    if not sfu.media.router.__file__.startswith(str(root) + "/"):
-        raise SystemExit(f"the node code came from {sfu.media.router.__file__}, not {root}")
+    try:
+        import_node_from(root)
+    except ValueError as e:
+        p.error(str(e))
     run(50, modes[0], 1.0, [])  # warm-up: imports, caches (not measured)
     rows = []
     for mode in modes:

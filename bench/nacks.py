@@ -19,7 +19,6 @@ run, and the retransmissions sent (every NACK is answered: its packet is in the 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import platform
 import random
@@ -30,10 +29,15 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-PUB = ("127.0.0.2", 5000)
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from harness import print_table  # noqa: E402
+from inproc import import_node_from  # noqa: E402
 
 
 def run(n: int, seconds: float) -> dict:
+    from inproc import PUB
     from streams import build
 
     from sfu.media.router import SHARED, Router, TrackSpec
@@ -92,22 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     if not counts or any(c < 1 for c in counts) or args.seconds <= 0:
         p.error("--players must be >= 1, --seconds > 0")
     root = args.sfu_root.resolve()
-    if not (root / "sfu" / "media" / "router.py").exists():
-        p.error(f"--sfu-root: no sfu checkout at {root}")
-    if str(HERE) not in sys.path:
-        sys.path.insert(0, str(HERE))
-    importlib.import_module("streams")  # (it puts this checkout on sys.path and imports its sfu: forgotten below)
-    from harness import print_table
-
-    for name in [m for m in sys.modules if m == "sfu" or m.startswith("sfu.")]:
-        del sys.modules[name]
-    if str(root) in sys.path:
-        sys.path.remove(str(root))
-    sys.path.insert(0, str(root))
-    import sfu.media.router
-
-    if not sfu.media.router.__file__.startswith(str(root) + "/"):
-        raise SystemExit(f"the node code came from {sfu.media.router.__file__}, not {root}")
+    try:
+        import_node_from(root)
+    except ValueError as e:
+        p.error(str(e))
     run(10, 1.0)  # warm-up: imports, caches (not measured)
     rows = [run(n, args.seconds) for n in counts]
     base = rows[0]["us_per_nack"]

@@ -28,8 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import socket
-import struct
 import sys
 import time
 from pathlib import Path
@@ -41,20 +39,13 @@ for _p in (str(HERE), str(ROOT)):
         sys.path.insert(0, _p)
 
 from harness import counts, median_run, print_table  # noqa: E402
+from inproc import PUB, rr, vp8_router  # noqa: E402
 from streams import build  # noqa: E402
 
-from sfu.media.router import SHARED, Router, TrackSpec  # noqa: E402
-from sfu.media.track import MediaSettings  # noqa: E402
+from sfu.media.router import SHARED  # noqa: E402
 
-VP8 = (TrackSpec("video", "VP8", 96),)
 FPS, GOP = 30, 60
-PUB = ("127.0.0.2", 5000)
 BODY = 1100  # payload bytes after each packet's VP8 descriptor
-
-
-def rr(sender_ssrc: int) -> bytes:
-    """An RTCP receiver report with no report block: enough to say the player reports."""
-    return struct.pack("!BBHI", 0x80, 201, 1, sender_ssrc)
 
 
 def inputs(seconds: float, packets: int) -> list[tuple[float, bytes]]:
@@ -63,16 +54,7 @@ def inputs(seconds: float, packets: int) -> list[tuple[float, bytes]]:
 
 
 def run(n: int, mode: str, reporting: bool, media: list[tuple[float, bytes]], l3_beside: bool = False) -> dict:
-    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    out_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        sink.bind(("127.0.0.1", 0))
-        dest = sink.getsockname()
-        ssrcs = iter(range(0x10000, 0x7FFFFFFF))
-        # a fixed hold (L3): every frame released 100 ms after its first packet, as in bench/fanout.py
-        router = Router(MediaSettings(l3_min_delay=0.1, l3_max_delay=0.1), new_ssrc=ssrcs.__next__)
-        (tid,) = router.add_publisher(1, "s", VP8)
-        router.track(tid).fast.output = out_sock
+    with vp8_router() as (router, tid, dest, out_sock):  # (a fixed L3 hold: 100 ms, as in bench/fanout.py)
         players = [router.add_player(1, "s", f"p{i}", {"video": dest}, l3=mode == "l3")[0]["video"] for i in range(n)]
         if l3_beside:  # one silent L3 player more: the track keeps an L3 timeline, so every packet comes to Python
             router.add_player(1, "s", "l3", {"video": dest}, l3=True)
@@ -109,9 +91,6 @@ def run(n: int, mode: str, reporting: bool, media: list[tuple[float, bytes]], l3
         measured = sum(1 for t in router.tracks() for p in t.players if p.path is not None and p.path.measured)
         return {"datagrams_out": out, "python_datagrams": python_out, "measured_players": measured,
                 "cpu_s": cpu, "us_per_datagram": cpu / max(out, 1) * 1e6}
-    finally:
-        sink.close()
-        out_sock.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -500,6 +500,21 @@ cdef inline bint _same_addr(sockaddr_storage* a, sockaddr_storage* b) noexcept n
 
 # ----- the FastTrack -------------------------------------------------------------------------------
 
+cdef int _fill_player(player_t* p, entry) except -1:
+    """A table entry (load_players) into `p`; 1 if it has a gate."""
+    addr, ssrc, pt, seq_delta, ts_delta, mode = entry[:6]
+    p.gate = entry[6] if len(entry) > 6 else GATE_NONE
+    p.has_min = len(entry) > 7 and entry[7] is not None
+    p.min_ext = entry[7] if p.has_min else 0
+    _to_sockaddr(addr, &p.addr, &p.addrlen)
+    p.ssrc = ssrc
+    p.pt = pt
+    p.seq_delta = seq_delta
+    p.ts_delta = ts_delta & 0xFFFFFFFF
+    p.mode = mode
+    return p.gate != GATE_NONE
+
+
 cdef class FastTrack:
     cdef readonly object codec
     cdef readonly bint video
@@ -784,7 +799,6 @@ cdef class FastTrack:
         cdef Py_ssize_t n = len(entries), i
         cdef player_t* players = <player_t*>calloc(n if n else 1, sizeof(player_t))
         cdef mark_t* marks = <mark_t*>malloc((n if n else 1) * SEND_MARKS * sizeof(mark_t))
-        cdef player_t* p
         cdef Py_ssize_t gated = 0
         if players == NULL or marks == NULL:
             free(players)
@@ -792,19 +806,7 @@ cdef class FastTrack:
             raise MemoryError()
         try:
             for i in range(n):
-                entry = entries[i]
-                addr, ssrc, pt, seq_delta, ts_delta, mode = entry[:6]
-                p = &players[i]
-                p.gate = entry[6] if len(entry) > 6 else GATE_NONE
-                p.has_min = len(entry) > 7 and entry[7] is not None
-                p.min_ext = entry[7] if p.has_min else 0
-                gated += p.gate != GATE_NONE
-                _to_sockaddr(addr, &p.addr, &p.addrlen)
-                p.ssrc = ssrc
-                p.pt = pt
-                p.seq_delta = seq_delta
-                p.ts_delta = ts_delta & 0xFFFFFFFF
-                p.mode = mode
+                gated += _fill_player(&players[i], entries[i])
         except BaseException:
             free(players)
             free(marks)
@@ -825,7 +827,6 @@ cdef class FastTrack:
         if not k:
             return
         cdef player_t* added = <player_t*>calloc(k, sizeof(player_t))
-        cdef player_t* p
         cdef player_t* players
         cdef mark_t* marks
         cdef Py_ssize_t gated = 0
@@ -833,19 +834,7 @@ cdef class FastTrack:
             raise MemoryError()
         try:
             for i in range(k):  # (all converted first: a bad entry changes nothing)
-                entry = entries[i]
-                addr, ssrc, pt, seq_delta, ts_delta, mode = entry[:6]
-                p = &added[i]
-                p.gate = entry[6] if len(entry) > 6 else GATE_NONE
-                p.has_min = len(entry) > 7 and entry[7] is not None
-                p.min_ext = entry[7] if p.has_min else 0
-                gated += p.gate != GATE_NONE
-                _to_sockaddr(addr, &p.addr, &p.addrlen)
-                p.ssrc = ssrc
-                p.pt = pt
-                p.seq_delta = seq_delta
-                p.ts_delta = ts_delta & 0xFFFFFFFF
-                p.mode = mode
+                gated += _fill_player(&added[i], entries[i])
             addr_objs = [tuple(e[0]) for e in entries]
         except BaseException:
             free(added)
