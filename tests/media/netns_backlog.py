@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import subprocess
 import sys
+
+from pathlib import Path
 
 import uvloop
 
@@ -31,6 +34,16 @@ RATE = "200mbit"  # what the qdisc passes: ~20k datagrams/s of this size
 SIZE = 1200
 WAIT = 60.0  # seconds, at most, for the burst to drain
 SO_RCVBUFFORCE = 33  # <asm-generic/socket.h> (not in Python's socket module): above rmem_max, as root
+
+
+def kernel_dropped() -> int:
+    """Datagrams the kernel dropped on this namespace's loopback after the node had sent them: its
+    receive backlog full (the device's rx_dropped: a slow softirq on a busy machine), or the qdisc
+    (its drops)."""
+    rx = int(Path("/sys/class/net/lo/statistics/rx_dropped").read_text())
+    qdisc = subprocess.run(["tc", "-s", "qdisc", "show", "dev", "lo"], capture_output=True, text=True, check=True).stdout
+    match = re.search(r"dropped (\d+)", qdisc)
+    return rx + (int(match.group(1)) if match else 0)
 
 
 async def run(count: int) -> dict:
@@ -73,7 +86,7 @@ async def run(count: int) -> dict:
     rx.close()
     await endpoint.stop()
     return {"received": got, "unsent": unsent, "unsent_after": endpoint.unsent, "backlogged": backlogged,
-            "backlogged_after": after}
+            "backlogged_after": after, "kernel_dropped": kernel_dropped()}
 
 
 def main() -> None:

@@ -30,12 +30,21 @@ def burst(backlog: int) -> dict:
     return json.loads(run.stdout.splitlines()[-1])
 
 
+def arrived_as_sent(out: dict, sent: list[int]) -> None:
+    """The receiver got `sent` in order, but for what the kernel dropped on loopback after the node
+    had handed it over, and counted (a full receive backlog when the machine is busy: the node
+    cannot lose those, nor see them)."""
+    received = out["received"]
+    assert received == sorted(set(received)) and set(received) <= set(sent)  # in order, none twice, no stranger
+    assert len(sent) - len(received) == out["kernel_dropped"] <= len(sent) // 100
+
+
 def test_a_burst_that_fills_the_send_buffer_waits_and_arrives_whole_and_in_order() -> None:
     out = burst(65_536)
     assert out["backlogged"] > COUNT // 4  # most of the burst waited: the buffer was full
     assert out["unsent"] == out["unsent_after"] == 0
     # all of it, in order, then a datagram sent once the backlog was empty, which went at once
-    assert out["received"] == list(range(COUNT + 1))
+    arrived_as_sent(out, list(range(COUNT + 1)))
     assert out["backlogged_after"] == out["backlogged"]
 
 
@@ -44,4 +53,4 @@ def test_past_the_backlog_s_bound_sends_are_counted_unsent_and_the_rest_keep_the
     assert out["backlogged"] == 100
     assert 0 < out["unsent"] == out["unsent_after"] < COUNT
     # what went at once and what waited: the head of the burst, in order; then the one sent after
-    assert out["received"] == list(range(COUNT - out["unsent"])) + [COUNT]
+    arrived_as_sent(out, list(range(COUNT - out["unsent"])) + [COUNT])
