@@ -167,6 +167,8 @@ class FastTrack:
 
     def add_gate(self, slot: int, gate: int) -> None:
         """An ungated player gets a gate (open or closed): its budget decides per frame from now on."""
+        if not 0 <= slot < len(self._players):
+            raise IndexError(slot)
         p = self._players[slot]
         if p.gate != GATE_NONE or gate == GATE_NONE:
             raise ValueError("add_gate gives an ungated player a gate")
