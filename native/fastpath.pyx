@@ -857,6 +857,15 @@ cdef class FastTrack:
         self._addr_objs += addr_objs
         self._tx_reserve(min(TX_MAX, max(TX_BATCH, TX_PACKETS * n)))
 
+    def remove_player(self, Py_ssize_t slot):
+        if not 0 <= slot < self._nplayers:
+            raise IndexError(slot)
+        cdef player_t* p = &self._players[slot]
+        if p.gate != GATE_NONE:
+            self._gated -= 1
+        p.gate = GATE_NONE
+        p.mode = 0
+
     def add_gate(self, Py_ssize_t slot, int gate):
         if not 0 <= slot < self._nplayers:
             raise IndexError(slot)

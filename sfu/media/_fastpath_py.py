@@ -165,6 +165,17 @@ class FastTrack:
         self._players += added
         self._gated += sum(p.gate != GATE_NONE for p in added)
 
+    def remove_player(self, slot: int) -> None:
+        """A player out of the table where it is: it is sent nothing more, and its slot stays, empty,
+        until the next load (take its stats first: what is left of them is not taken)."""
+        if not 0 <= slot < len(self._players):
+            raise IndexError(slot)
+        p = self._players[slot]
+        if p.gate != GATE_NONE:
+            self._gated -= 1
+        p.gate, p.mode = GATE_NONE, 0
+        p.count = p.drops = 0
+
     def add_gate(self, slot: int, gate: int) -> None:
         """An ungated player gets a gate (open or closed): its budget decides per frame from now on."""
         if not 0 <= slot < len(self._players):

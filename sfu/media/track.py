@@ -161,7 +161,8 @@ class PublisherTrack:
         # since it was loaded: a pull drops them in each player's rewriter too (`PlayerTrack.skip_gaps`)
         self._l3_gaps: list[tuple[int, int]] = []
         self.players: list[PlayerTrack] = []
-        self._loaded: list[PlayerTrack] = []  # the fast table, in slot order
+        self._loaded: list[PlayerTrack | None] = []  # the fast table, in slot order (None: an empty slot)
+        self._empty_slots = 0  # ... how many: players that left since the last whole load (detach)
         self._table_dirty = False  # a player's place in the fast table may have changed: reload it
         self._pending: list[PlayerTrack] = []  # ... the players that joined, started or were measured since
         self._reload_all = False  # ... or more: a whole load (_defer_push)
@@ -428,6 +429,8 @@ class PublisherTrack:
         rate, gaps = self.spec.clock_rate, self._l3_gaps
         for slot, *done in stats:
             p = self._loaded[slot]
+            if p is None:
+                continue  # (an empty slot: its player left, pulled as it did)
             if gaps and p.l3 and (done[0] or done[6]):  # (sent to it, or dropped for it: a gated one)
                 p.skip_gaps(gaps, max(done[3] if done[0] else -1, done[8] if done[6] else -1))
             p.absorb_fast(*done, rate)
@@ -565,6 +568,7 @@ class PublisherTrack:
         self._judges = [p.judge for _, p in self._gated]
         self._l3_judges = [p.judge for _, p in self._l3_gated]
         self._loaded = loaded
+        self._empty_slots = 0
         self._lists()
         self.fast.fast_ok = fast_ok
         self._set_hold()
@@ -616,12 +620,14 @@ class PublisherTrack:
         self.fast.hold = 0
 
     def detach(self, player: PlayerTrack) -> None:
-        """The player leaves: its counts brought up to date now (it alone), the table reloaded at the
-        next packet or timer (`_defer_push`: until then nothing goes from the table, so nothing to
-        it; a crowd that leaves costs a load per packet at most, not one per player)."""
+        """The player leaves: its counts brought up to date now (it alone), then its slot in the table
+        emptied where it is (`FastTrack.remove_player`: the others' entries and counts stay, nothing
+        is pulled; the table is compacted at its next whole load, at the latest when half of it is
+        empty slots). A whole load, deferred (`_defer_push`), when the L3 timeline stops with it."""
         self.sync(player)
         if player in self.players:
             self.players.remove(player)
+        in_table = player.fast and 0 <= player.slot < len(self._loaded) and self._loaded[player.slot] is player
         player.fast = False
         if self._l3_live and not any(p.l3 for p in self.players):
             self.catch_up()
@@ -630,7 +636,26 @@ class PublisherTrack:
             self.jitter.reset()
             if self.l3_cache is not None:
                 self.l3_cache = self._new_l3_cache()
-        self._defer_push()
+            self._defer_push()
+            return
+        if in_table:
+            self.fast.remove_player(player.slot)
+            self._loaded[player.slot] = None
+            self._empty_slots += 1
+            if self._empty_slots * 2 > len(self._loaded):
+                self._defer_push()  # (compacted)
+        for group in (self._gated, self._l3_gated):
+            if player.gated and any(p is player for _, p in group):
+                group[:] = [e for e in group if e[1] is not player]
+        self._judges = [p.judge for _, p in self._gated]
+        self._l3_judges = [p.judge for _, p in self._l3_gated]
+        for group in (self._rtc, self._measured, self._rtc_python, self._rtc_served, self._l3, self._l3_python):
+            if player in group:
+                group.remove(player)
+        self._measured_judges = [p.judge for p in self._measured]
+        if not self._table_dirty:  # (else the reload due sets them)
+            self.fast.fast_ok = not self._l3_live and all(p.addr is None for p in self._rtc_python)
+            self._set_hold()
 
     def _seed_l3(self) -> None:
         """The L3 timeline starts: the ring's GOP into the jitter buffer, at the times it arrived."""

@@ -218,6 +218,24 @@ def test_a_player_given_a_gate_gets_frames_as_its_gate_says(FastTrack):
     assert [(addr, fields(d)[1]) for _, d, addr in t.take_out()] == [(P1, 3), (P2, 4)]
 
 
+def test_a_player_removed_from_the_table_is_sent_nothing_and_the_others_keep_their_slots(FastTrack):
+    t = started(FastTrack, [(P1, 0xA, 100, 10, 5, MODE_RTC), (P2, 0xB, 101, 10, 5, MODE_RTC, GATE_OPEN),
+                            (P3, 0xC, 102, 10, 5, MODE_RTC)])
+    assert t.ingest(rtp(11, ts=2000, payload=MIDDLE), PUB, 2.0) == EV_RTP  # a gated player: Python sets gates
+    t.forward(2.0, True)
+    assert [addr for _, _, addr in t.take_out()] == [P1, P2, P3]
+    t.remove_player(1)  # the gated one (its stats are left behind: take them first)
+    t.remove_player(0)
+    with pytest.raises(IndexError):
+        t.remove_player(3)
+    assert t.ingest(rtp(12, ts=3000, payload=MIDDLE), PUB, 2.1) == EV_NONE  # no gate left: no Python
+    assert [(addr, fields(d)[1]) for _, d, addr in t.take_out()] == [(P3, 2)]
+    assert [(s[0], s[1]) for s in t.take_player_stats()] == [(2, 2)]  # the empty slots report nothing
+    t.append_players([(P1, 0xD, 103, 0, 0, MODE_RTC)])  # after them
+    assert t.ingest(rtp(13, ts=4000, payload=MIDDLE), PUB, 2.2) == EV_NONE
+    assert [(addr, fields(d)[3]) for _, d, addr in t.take_out()] == [(P3, 0xC), (P1, 0xD)]
+
+
 def test_stats_mark_where_the_sends_crossed_a_step_of_the_clock(FastTrack):
     """However seldom the stats are taken, they date the sends to within SEND_STEP (0.1 s): a
     player's send rate over its 1 s window is read from those dates."""
