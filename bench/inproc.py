@@ -49,13 +49,14 @@ def vp8_router(new_ssrc=None) -> Iterator[tuple]:
         out.close()
 
 
-def import_node_from(root: Path) -> None:
+def import_node_from(root: Path, error) -> None:
     """The node's code (the `sfu` package) from the checkout at `root` from now on, in this process.
     What was imported of it before (bench/streams.py imports this checkout's) is forgotten.
-    ValueError for a directory that is no checkout; exits when the code would not come from it."""
+    `error(message)` (argparse's) for a directory that is no checkout; exits when the code would not
+    come from it."""
     root = root.resolve()
     if not (root / "sfu" / "media" / "router.py").exists():
-        raise ValueError(f"--sfu-root: no sfu checkout at {root}")
+        error(f"--sfu-root: no sfu checkout at {root}")
     importlib.import_module("streams")  # (it puts this checkout on sys.path and imports its sfu)
     for name in [m for m in sys.modules if m == "sfu" or m.startswith("sfu.")]:
         del sys.modules[name]

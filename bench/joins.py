@@ -143,10 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.players < 1 or args.seconds <= 0 or any(b < 1 for b in bounds):
         p.error("--players and the buckets must be >= 1, --seconds > 0")
     root = args.sfu_root.resolve()
-    try:
-        import_node_from(root)
-    except ValueError as e:
-        p.error(str(e))
+    import_node_from(root, p.error)
     run(50, modes[0], 1.0, [])  # warm-up: imports, caches (not measured)
     rows = []
     for mode in modes:

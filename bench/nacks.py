@@ -96,10 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if not counts or any(c < 1 for c in counts) or args.seconds <= 0:
         p.error("--players must be >= 1, --seconds > 0")
     root = args.sfu_root.resolve()
-    try:
-        import_node_from(root)
-    except ValueError as e:
-        p.error(str(e))
+    import_node_from(root, p.error)
     run(10, 1.0)  # warm-up: imports, caches (not measured)
     rows = [run(n, args.seconds) for n in counts]
     base = rows[0]["us_per_nack"]

@@ -362,19 +362,29 @@ def new_frame_for_all(list judges not None, long long timestamp):
     return True
 
 
-def judge_frames(list judges not None, long long timestamp, long long first_size, bint keyframe, bint droppable,
-                 double now):
-    """`judge` for each, in order: the indexes of those whose decision changed."""
+cdef list _changed(list judges, bint whole, long long timestamp, long long size, bint keyframe, bint droppable,
+                   double now):
+    """`decide` (whole) or `judge` for each, in order: the indexes of those whose decision changed."""
     cdef Py_ssize_t i
     cdef FrameJudge judge
-    cdef bint was
+    cdef bint was, now_send
     changed = []
     for i in range(len(judges)):
         judge = <FrameJudge?>judges[i]
         was = judge.frame_send
-        if judge.judge(timestamp, first_size, keyframe, droppable, now) != was:
+        if whole:
+            now_send = judge.decide(keyframe, size, droppable, now)
+        else:
+            now_send = judge.judge(timestamp, size, keyframe, droppable, now)
+        if now_send != was:
             changed.append(i)
     return changed
+
+
+def judge_frames(list judges not None, long long timestamp, long long first_size, bint keyframe, bint droppable,
+                 double now):
+    """`judge` for each, in order: the indexes of those whose decision changed."""
+    return _changed(judges, False, timestamp, first_size, keyframe, droppable, now)
 
 
 def account_frames(list judges not None, long long timestamp, long long size, double at):
@@ -389,13 +399,4 @@ def account_frames(list judges not None, long long timestamp, long long size, do
 
 def decide_frames(list judges not None, bint keyframe, long long size, bint droppable, double now):
     """`decide` for each, in order: the indexes of those whose decision changed."""
-    cdef Py_ssize_t i
-    cdef FrameJudge judge
-    cdef bint was
-    changed = []
-    for i in range(len(judges)):
-        judge = <FrameJudge?>judges[i]
-        was = judge.frame_send
-        if judge.decide(keyframe, size, droppable, now) != was:
-            changed.append(i)
-    return changed
+    return _changed(judges, True, 0, size, keyframe, droppable, now)

@@ -354,12 +354,8 @@ def new_frame_for_all(judges: list[FrameJudge], timestamp: int) -> bool:
 def judge_frames(judges: list[FrameJudge], timestamp: int, first_size: int, keyframe: bool, droppable: bool,
                  now: float) -> list[int]:
     """`judge` for each, in order: the indexes of those whose decision changed."""
-    changed = []
-    for i, judge in enumerate(judges):
-        was = judge.frame_send
-        if judge.judge(timestamp, first_size, keyframe, droppable, now) != was:
-            changed.append(i)
-    return changed
+    return [i for i, judge in enumerate(judges)
+            if judge.frame_send != judge.judge(timestamp, first_size, keyframe, droppable, now)]
 
 
 def account_frames(judges: list[FrameJudge], timestamp: int, size: int, at: float) -> None:
@@ -371,9 +367,4 @@ def account_frames(judges: list[FrameJudge], timestamp: int, size: int, at: floa
 
 def decide_frames(judges: list[FrameJudge], keyframe: bool, size: int, droppable: bool, now: float) -> list[int]:
     """`decide` for each, in order: the indexes of those whose decision changed."""
-    changed = []
-    for i, judge in enumerate(judges):
-        was = judge.frame_send
-        if judge.decide(keyframe, size, droppable, now) != was:
-            changed.append(i)
-    return changed
+    return [i for i, judge in enumerate(judges) if judge.frame_send != judge.decide(keyframe, size, droppable, now)]

@@ -465,6 +465,24 @@ class PublisherTrack:
             return 0
         return MODE_L3 if p.l3 else MODE_RTC
 
+    @staticmethod
+    def _gate(p: PlayerTrack) -> int:
+        """A player's gate in the table: its last decision, if its path is measured (GATE_NONE else)."""
+        if p.path is None or not p.path.measured:
+            return GATE_NONE
+        return GATE_OPEN if p.judge.frame_send else GATE_CLOSED
+
+    def _entry(self, p: PlayerTrack, gate: int) -> tuple | None:
+        """A player's entry in the fast table, or None while it cannot be in it (not started, or its
+        numbering not at a steady offset: Python serves it)."""
+        mode = self._fast_mode(p)
+        seq_delta = p.rewriter.steady_delta() if mode else None
+        ts_delta = p.timestamps.steady_offset() if mode else None
+        if seq_delta is None or ts_delta is None:
+            return None
+        return (p.addr, p.ssrc, self.spec.payload_type if p.payload_type is None else p.payload_type,
+                seq_delta, ts_delta, mode, gate, p.rewriter.first_input)
+
     def _reload(self) -> None:
         """The reload `_defer_push` deferred: the players that joined, started or were measured since
         put in the table where they are (`_append`) when that is all there is to do, else a whole
@@ -491,22 +509,17 @@ class PublisherTrack:
             if p.fast and not (0 <= p.slot < len(self._loaded) and self._loaded[p.slot] is p):
                 return False
         entries, loaded = [], self._loaded
-        pt_default = self.spec.payload_type
         for p in new:
-            gate = (GATE_OPEN if p.judge.frame_send else GATE_CLOSED) if p.path is not None and p.path.measured \
-                else GATE_NONE
+            gate = self._gate(p)
             if p.fast:  # in the table already, its path measured now
                 self.fast.add_gate(p.slot, gate)
                 p.gated = True
                 self._gated.append((p.slot, p))
                 continue
-            mode = self._fast_mode(p) if p.addr is not None else 0
-            seq_delta = p.rewriter.steady_delta() if mode else None
-            ts_delta = p.timestamps.steady_offset() if mode else None
-            if seq_delta is None or ts_delta is None:
+            entry = self._entry(p, gate) if p.addr is not None else None
+            if entry is None:
                 continue  # served from Python for now (p.fast stays False)
-            entries.append((p.addr, p.ssrc, pt_default if p.payload_type is None else p.payload_type,
-                            seq_delta, ts_delta, mode, gate, p.rewriter.first_input))
+            entries.append(entry)
             p.fast, p.gated, p.slot = True, gate != GATE_NONE, len(loaded)
             if p.gated:
                 self._gated.append((p.slot, p))
@@ -540,27 +553,23 @@ class PublisherTrack:
         self._l3_gated = []
         entries, loaded = [], []
         fast_ok = not self._l3_live
-        pt_default = self.spec.payload_type
         measured = [p for p in self.players if p.l3 and p.path is not None and p.path.measured]
         # the gated L3 players last, in one run of slots: each release pulls those alone
         for p in [p for p in self.players if not (p.l3 and p.path is not None and p.path.measured)] + measured:
             if p.addr is None:
                 continue
-            mode = self._fast_mode(p)
-            seq_delta = p.rewriter.steady_delta() if mode else None
-            ts_delta = p.timestamps.steady_offset() if mode else None
-            if seq_delta is None or ts_delta is None:
+            gate = self._gate(p)
+            entry = self._entry(p, gate)
+            if entry is None:
                 p.fast = False
                 if not p.l3:
                     fast_ok = False
                 continue
             p.fast = True
-            gated = p.path is not None and p.path.measured
+            gated = gate != GATE_NONE
             if gated:
                 (self._l3_gated if p.l3 else self._gated).append((len(loaded), p))
-            entries.append((p.addr, p.ssrc, pt_default if p.payload_type is None else p.payload_type,
-                            seq_delta, ts_delta, mode, (GATE_OPEN if p.judge.frame_send else GATE_CLOSED) if gated
-                            else GATE_NONE, p.rewriter.first_input))
+            entries.append(entry)
             p.gated = gated
             p.slot = len(loaded)
             loaded.append(p)
