@@ -172,7 +172,7 @@ class PublisherTrack:
         self._rtc_python: list[PlayerTrack] = []  # the RTC players not in the fast table
         self._rtc_served: list[PlayerTrack] = []  # ... and those with a gate (served here when it is not set)
         self._gated: list[tuple[int, PlayerTrack]] = []  # (slot, player): in the table, their budget decides per frame
-        self._l3_gated: list[tuple[int, PlayerTrack]] = []  # the same for L3 players, in consecutive slots
+        self._l3_gated: list[tuple[int, PlayerTrack]] = []  # the same for L3 players
         self._judges: list = []  # the FrameJudges of _gated, and of _l3_gated, in the same order
         self._l3_judges: list = []
         self._l3_gated_pull_at = 0.0  # when the next slice of the gated L3 players is pulled (module rules)
@@ -494,18 +494,15 @@ class PublisherTrack:
 
     def _append(self, new: list[PlayerTrack]) -> bool:
         """Players attached, started or measured since the table's last load, and nothing else
-        changed: those not in the table go to its end, an RTC one in it whose path is measured now
-        gets a gate where it is; the others' entries (and what the fast path did for them) stay, so
-        nothing is pulled. False when a whole load is needed: an L3 player with a gate (the gated
-        L3 players hold the table's last run of slots), or one in the table some other way."""
+        changed: those not in the table go to its end, one in it whose path is measured now gets a
+        gate where it is; the others' entries (and what the fast path did for them) stay, so
+        nothing is pulled. False when a whole load is needed: one in the table some other way."""
         players = set(map(id, self.players))
         new = list({id(p): p for p in new}.values())
         for p in new:
             measured = p.path is not None and p.path.measured
-            if id(p) not in players or (measured and p.l3) or (p.fast and (p.gated or not measured)):
+            if id(p) not in players or (p.fast and (p.gated or not measured)):
                 return False
-            if self._l3_gated and not p.fast:
-                return False  # (appended, it would follow the gated L3 players' run)
             if p.fast and not (0 <= p.slot < len(self._loaded) and self._loaded[p.slot] is p):
                 return False
         entries, loaded = [], self._loaded
@@ -514,7 +511,7 @@ class PublisherTrack:
             if p.fast:  # in the table already, its path measured now
                 self.fast.add_gate(p.slot, gate)
                 p.gated = True
-                self._gated.append((p.slot, p))
+                (self._l3_gated if p.l3 else self._gated).append((p.slot, p))
                 continue
             entry = self._entry(p, gate) if p.addr is not None else None
             if entry is None:
@@ -522,11 +519,13 @@ class PublisherTrack:
             entries.append(entry)
             p.fast, p.gated, p.slot = True, gate != GATE_NONE, len(loaded)
             if p.gated:
-                self._gated.append((p.slot, p))
+                (self._l3_gated if p.l3 else self._gated).append((p.slot, p))
             loaded.append(p)
         self.fast.append_players(entries)
-        self._gated.sort(key=lambda e: e[0])  # (slot order: pulls go by runs of slots)
+        for group in (self._gated, self._l3_gated):
+            group.sort(key=lambda e: e[0])  # (slot order: pulls go by runs of slots)
         self._judges = [p.judge for _, p in self._gated]
+        self._l3_judges = [p.judge for _, p in self._l3_gated]
         self._table_dirty = False
         self._lists()
         # as a load has it: every RTC player with an address in the table, and no L3 timeline
@@ -554,7 +553,8 @@ class PublisherTrack:
         entries, loaded = [], []
         fast_ok = not self._l3_live
         measured = [p for p in self.players if p.l3 and p.path is not None and p.path.measured]
-        # the gated L3 players last, in one run of slots: each release pulls those alone
+        # the gated L3 players last, in one run of slots: a release's pulls of them pass over no others
+        # (an append, `_append`, puts one measured since where it is)
         for p in [p for p in self.players if not (p.l3 and p.path is not None and p.path.measured)] + measured:
             if p.addr is None:
                 continue
@@ -593,7 +593,7 @@ class PublisherTrack:
     def refresh(self, path: PlayerPath | None = None) -> None:
         """A player's state changed outside the track: its `path` is measured now (its budget judges
         each frame from now on), or None: something else. At the next packet or timer
-        (`_defer_push`): an RTC player in the table gets a gate where it is, others a whole load."""
+        (`_defer_push`): a player in the table gets a gate where it is, others a whole load."""
         if path is None:
             self._defer_push()
             return
