@@ -866,6 +866,22 @@ cdef class FastTrack:
         p.gate = GATE_NONE
         p.mode = 0
 
+    def compact(self):
+        cdef Py_ssize_t i, j = 0
+        self._flush()  # queued messages point at the table's addresses, which move
+        kept = []
+        for i in range(self._nplayers):
+            if self._players[i].mode == 0:
+                continue
+            if j != i:
+                self._players[j] = self._players[i]
+                memcpy(self._marks + j * SEND_MARKS, self._marks + i * SEND_MARKS, SEND_MARKS * sizeof(mark_t))
+            kept.append(i)
+            j += 1
+        self._addr_objs = [self._addr_objs[i] for i in kept]
+        self._nplayers = j
+        return kept
+
     def add_gate(self, Py_ssize_t slot, int gate):
         if not 0 <= slot < self._nplayers:
             raise IndexError(slot)

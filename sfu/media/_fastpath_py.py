@@ -176,6 +176,14 @@ class FastTrack:
         p.gate, p.mode = GATE_NONE, 0
         p.count = p.drops = 0
 
+    def compact(self) -> list[int]:
+        """The empty slots (`remove_player`'s; an entry of mode 0 sends nothing) out of the table, the
+        others' entries, and what the fast path did for them since the last take, kept in order:
+        the old slot of each, in its new order."""
+        kept = [i for i, p in enumerate(self._players) if p.mode]
+        self._players = [self._players[i] for i in kept]
+        return kept
+
     def add_gate(self, slot: int, gate: int) -> None:
         """An ungated player gets a gate (open or closed): its budget decides per frame from now on."""
         if not 0 <= slot < len(self._players):

@@ -40,12 +40,14 @@ run of sends or one run of drops: a drop before a send could no longer be droppe
 rewriter); all of them before an L3 frame out of order, and before an RTC packet that is not the
 first of a frame in order (it is served here, packet by packet); and wherever Python touches
 players (their reports, NACKs, sender reports, the totals, a reload).
-Deferred reloads. A player that joins, starts or leaves (or whose address moves, or whose path
-is measured now) needs the fast table reloaded, and a whole load is O(players): a pull of every
+Deferred reloads. A player that joins or starts (or whose address moves, or whose path is
+measured now) needs the fast table reloaded, and a whole load is O(players): a pull of every
 player, then the table rebuilt. So such a change only marks the table stale (`_defer_push`); at
 the next packet or timer the players that joined, started or were measured since are put in the
 table, the others' entries untouched, nothing pulled (`_append`), or, when more changed, the table
 is loaded whole once. Until then the fast path hands every packet to Python, which does that first.
+A player that leaves empties its slot at once (`detach`), and once half the table is empty slots
+it compacts itself (`_compact`): nothing is pulled for a leave either.
 Held packets. While the track's players are all L3 players, the next packets of the newest frame
 need nothing from Python but their place in the jitter buffer: the track lets the fast path keep
 them (`fast.hold`: as many as the buffer has room for, and only while it holds that frame, so a held
@@ -631,8 +633,8 @@ class PublisherTrack:
     def detach(self, player: PlayerTrack) -> None:
         """The player leaves: its counts brought up to date now (it alone), then its slot in the table
         emptied where it is (`FastTrack.remove_player`: the others' entries and counts stay, nothing
-        is pulled; the table is compacted at its next whole load, at the latest when half of it is
-        empty slots). A whole load, deferred (`_defer_push`), when the L3 timeline stops with it."""
+        is pulled); once half of the table is empty slots, they go (`_compact`, nothing pulled
+        either), if no whole load, which leaves them out, is due. A whole load, deferred (`_defer_push`), when the L3 timeline stops with it."""
         self.sync(player)
         if player in self.players:
             self.players.remove(player)
@@ -651,8 +653,8 @@ class PublisherTrack:
             self.fast.remove_player(player.slot)
             self._loaded[player.slot] = None
             self._empty_slots += 1
-            if self._empty_slots * 2 > len(self._loaded):
-                self._defer_push()  # (compacted)
+            if self._empty_slots * 2 > len(self._loaded) and not self._reload_all:
+                self._compact()
         for group in (self._gated, self._l3_gated):
             if player.gated and any(p is player for _, p in group):
                 group[:] = [e for e in group if e[1] is not player]
@@ -665,6 +667,20 @@ class PublisherTrack:
         if not self._table_dirty:  # (else the reload due sets them)
             self.fast.fast_ok = not self._l3_live and all(p.addr is None for p in self._rtc_python)
             self._set_hold()
+
+    def _compact(self) -> None:
+        """The fast table's empty slots out of it (`FastTrack.compact`): the others move down, their
+        entries and what the fast path did for them since their last pull with them, so nothing is
+        pulled; their slots follow."""
+        loaded = [self._loaded[slot] for slot in self.fast.compact()]
+        if len(loaded) != len(self._loaded) - self._empty_slots or any(p is None for p in loaded):
+            raise RuntimeError("the fast table's empty slots are not the track's")  # (a broken invariant)
+        for slot, p in enumerate(loaded):
+            p.slot = slot
+        self._loaded = loaded
+        self._empty_slots = 0
+        for group in (self._gated, self._l3_gated):
+            group[:] = [(p.slot, p) for _, p in group]
 
     def _seed_l3(self) -> None:
         """The L3 timeline starts: the ring's GOP into the jitter buffer, at the times it arrived."""

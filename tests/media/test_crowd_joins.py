@@ -108,3 +108,36 @@ def test_a_crowd_that_leaves_between_two_packets_gets_nothing_more(l3) -> None:
             assert s.frames(addr) == list(range(len(s.frames(addr)))), addr
         else:
             assert s.frames(addr) == list(range(80)), addr
+
+
+@pytest.mark.parametrize("l3", [False, True], ids=["rtc", "l3"])
+def test_most_of_a_measured_crowd_leaves_and_those_left_keep_their_own_budgets(l3) -> None:
+    """Three in four leave between two packets: past half of them the table is compacted (the
+    others move down) and the later leavers still leave; those left get every packet but the
+    slow one, whose budget (its gate, moved with it) still drops frames."""
+    s = Stream(pad=1200)
+    ssrcs = []
+    for i, addr in enumerate(ADDRS):
+        kinds, out = s.router.add_player(1, "s1", f"p{i}", {"video": addr}, l3=l3)
+        ssrcs.append(kinds["video"])
+        s.take(out, 0.0)
+    s.feed(range(0, 10))
+    slow = ADDRS[7]
+    for ssrc, addr in zip(ssrcs, ADDRS):
+        report = serialize([Remb(ssrc, 20_000, [7])]) if addr == slow else rtcp_rr(ssrc)
+        s.take(s.router.on_datagram(SHARED, report, addr, 9.5 / 30), 9.5 / 30)
+    s.feed(range(10, 40))
+    left_at = 39.5 / 30
+    staying = ADDRS[3::4]
+    for i, addr in enumerate(ADDRS):
+        if addr not in staying:
+            s.router.remove_player(1, "s1", f"p{i}")
+    s.feed(range(40, 90))
+    s.timers(90 / 30 + 1.0)
+    for addr in ADDRS:
+        if addr not in staying:
+            assert all(at < left_at for at, _ in s.got.get(addr, [])), addr
+        elif addr != slow:
+            assert s.frames(addr) == list(range(90)), addr
+    got = s.frames(slow)
+    assert got == sorted(set(got)) and 60 in got and len(got) < 50  # (the keyframe after the leave: still its)

@@ -236,6 +236,34 @@ def test_a_player_removed_from_the_table_is_sent_nothing_and_the_others_keep_the
     assert [(addr, fields(d)[3]) for _, d, addr in t.take_out()] == [(P3, 0xC), (P1, 0xD)]
 
 
+def test_a_compacted_table_keeps_each_players_entry_gate_and_untaken_stats_in_order(FastTrack):
+    addrs = [("127.0.0.1", 6001 + i) for i in range(5)]
+    t = started(FastTrack, [(a, 0xA + i, 100, 10 * i, 5, MODE_RTC, GATE_OPEN if i == 3 else GATE_NONE)
+                            for i, a in enumerate(addrs)])
+    for seq, now, gate in ((11, 1.05, GATE_CLOSED), (12, 1.15, GATE_OPEN), (13, 1.25, GATE_OPEN)):
+        assert t.ingest(rtp(seq, ts=seq * 90, payload=MIDDLE), PUB, now) == EV_RTP
+        t.set_gate(3, gate)  # (the gated one: not the first, so its stats and marks are its own)
+        t.forward(now, True)
+    t.take_out()
+    assert [s[0] for s in t.take_player_stats(0, 0, 1)] == [0]  # slot 0's taken, the others' not
+    t.remove_player(1)
+    t.remove_player(2)
+    assert t.compact() == [0, 3, 4]
+    assert t.compact() == [0, 1, 2]  # (nothing to move)
+    stats = t.take_player_stats()
+    assert [s[0] for s in stats] == [1, 2]  # slot 0's were taken; 3 and 4 moved, with what they had
+    assert [(s[1], s[7], s[11]) for s in stats] == [(2, 1, ((1.15, 1, 33),)),
+                                                    (3, 0, ((1.05, 1, 33), (1.15, 2, 66)))]
+    assert t.ingest(rtp(14, ts=14 * 90, payload=MIDDLE), PUB, 1.3) == EV_RTP  # the gated one: Python
+    t.set_gate(1, GATE_CLOSED)
+    t.forward(1.3, True)
+    assert [(addr, fields(d)[1]) for _, d, addr in t.take_out()] == [(addrs[0], 14), (addrs[4], (14 - 40) & 0xFFFF)]
+    t.append_players([(addrs[1], 0xF, 100, 0, 0, MODE_RTC)])  # after them
+    assert t.ingest(rtp(15, ts=15 * 90, payload=MIDDLE), PUB, 1.4) == EV_RTP
+    t.forward(1.4, True)
+    assert [addr for _, _, addr in t.take_out()] == [addrs[0], addrs[4], addrs[1]]
+
+
 def test_stats_mark_where_the_sends_crossed_a_step_of_the_clock(FastTrack):
     """However seldom the stats are taken, they date the sends to within SEND_STEP (0.1 s): a
     player's send rate over its 1 s window is read from those dates."""
@@ -557,8 +585,15 @@ STEP = st.one_of(
                                                   st.sampled_from([MODE_RTC, MODE_L3]), st.sampled_from([-1, 0, 1]),
                                                   st.one_of(st.none(), st.integers(0, 70000))),
                                         max_size=3)),
+    st.tuples(st.just("append"), st.lists(st.tuples(st.integers(-70000, 70000), st.integers(0, 2**32 - 1),
+                                                    st.sampled_from([MODE_RTC, MODE_L3]), st.sampled_from([-1, 0, 1]),
+                                                    st.one_of(st.none(), st.integers(0, 70000))),
+                                          max_size=2)),
+    st.tuples(st.just("remove"), st.integers(0, 4)),
+    st.tuples(st.just("add_gate"), st.integers(0, 4), st.booleans()),
+    st.tuples(st.just("compact"),),
     st.tuples(st.just("forward"), st.booleans()),
-    st.tuples(st.just("gate"), st.integers(0, 2), st.booleans(), st.one_of(st.none(), st.integers(-70000, 70000))),
+    st.tuples(st.just("gate"), st.integers(0, 4), st.booleans(), st.one_of(st.none(), st.integers(-70000, 70000))),
     st.tuples(st.just("fast_ok"), st.booleans()),
     st.tuples(st.just("hold"), st.integers(0, 3)),
     st.tuples(st.just("gop"), st.integers(-5, 5)),
@@ -576,10 +611,12 @@ def test_the_compiled_fast_path_matches_the_reference(first, steps):
     tracks = [_fastpath_py.FastTrack("VP8", 128), _fastpath_c.FastTrack("VP8", 128)]
     seq, ts, now = first, first * 90, 1.0
     addrs = [PUB, PUB, ("127.0.0.1", 5999)]
-    loaded = []
+    loaded = []  # each slot's entry (None: emptied), as the table has it
     results = [[], []]
     for i, step in enumerate(steps):
         now += step[1] if step[0] == "wait" else 0.01
+        slot = step[1] if step[0] in ("remove", "add_gate", "gate") and step[1] < len(loaded) else None
+        entry = loaded[slot] if slot is not None else None
         if step[0] == "rtp":
             seq = (seq + step[1]) & 0xFFFF
             ts = ts if step[5] else seq * 90  # the same timestamp again: the frame continues
@@ -594,13 +631,22 @@ def test_the_compiled_fast_path_matches_the_reference(first, steps):
             elif step[0] == "load":
                 t.load_players([(("127.0.0.1", 7000 + i), 0x100 + i, 100 + i, d, o, m, g, e)
                                 for i, (d, o, m, g, e) in enumerate(step[1])])
-                loaded = step[1]
+                loaded = list(step[1])
+            elif step[0] == "append":
+                t.append_players([(("127.0.0.1", 7100 + len(loaded) + i), 0x200 + i, 110 + i, d, o, m, g, e)
+                                  for i, (d, o, m, g, e) in enumerate(step[1])])
+            elif step[0] == "remove" and entry is not None:
+                t.remove_player(slot)
+            elif step[0] == "add_gate" and entry is not None and entry[3] == -1:
+                t.add_gate(slot, int(step[2]))
+            elif step[0] == "compact":
+                result.append(("compact", t.compact()))
             elif step[0] == "forward":
                 t.forward(now, step[1])
                 result.append(("forward", t.take_out()))
             elif step[0] == "gate":
-                if step[1] < len(loaded) and loaded[step[1]][3] != -1:
-                    t.set_gate(step[1], int(step[2]), step[3])
+                if entry is not None and entry[3] != -1:
+                    t.set_gate(slot, int(step[2]), step[3])
             elif step[0] == "fast_ok":
                 t.fast_ok = step[1]
             elif step[0] == "stats":
@@ -616,6 +662,14 @@ def test_the_compiled_fast_path_matches_the_reference(first, steps):
                 result.append(("frame", t.take_out()))
             # every player's stats every few steps (between, they gather sends across steps: marks)
             result.append(("stats", t.take_player_stats() if i % 16 == 15 else None, t.take_counters()))
+        if step[0] == "append":
+            loaded += step[1]
+        elif step[0] == "remove" and entry is not None:
+            loaded[slot] = None
+        elif step[0] == "add_gate" and entry is not None and entry[3] == -1:
+            loaded[slot] = entry[:3] + (int(step[2]),) + entry[4:]
+        elif step[0] == "compact":
+            loaded = [e for e in loaded if e is not None]
     for t, result in zip(tracks, results):
         result.append(("last stats", t.take_player_stats()))
     assert results[0] == results[1]
