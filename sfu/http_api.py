@@ -20,6 +20,7 @@ from aiohttp import web
 from sfu.enums import ResourceMode
 from sfu.errors import ErrorCode, SfuError
 from sfu.media.endpoint import parse_tracks
+from sfu.media.reachability import destination
 from sfu.media.router import KINDS, CodecMismatch, TrackSpec
 from sfu.media.service import MediaService
 from sfu.room import RoomService
@@ -54,6 +55,7 @@ class HttpSession:
     kind: str  # "publish" | "play"
     started: float
     addrs: tuple = ()  # a play session's: where the node sends its tracks
+    dests: tuple = ()  # ... each as one spelling (`destination`): how reachability names it
 
 
 def _str(body: dict, key: str) -> str:
@@ -94,6 +96,9 @@ class HttpApi:
         self.rtp_unreachable_timeout = rtp_unreachable_timeout
         self.keepalive_interval = keepalive_interval
         self.sessions: dict[str, HttpSession] = {}
+        # the play sessions by destination (`destination`: one spelling of an address), so that the
+        # liveness tick asks about the few destinations reported unreachable, not each session's
+        self._players_at: dict[tuple, set[str]] = {}
         self._task: asyncio.Task | None = None
         media.codec_mismatch_listeners.append(self._codec_mismatch)
 
@@ -146,7 +151,21 @@ class HttpApi:
 
     def _register(self, conn: int, body: dict, kind: str, now: float, addrs: tuple = ()) -> HttpSession:
         sid = self.service.session_id_of(conn)
-        s = self.sessions[sid] = HttpSession(sid, conn, body["app_id"], body["stream_id"], kind, now, addrs)
+        dests = tuple(destination(a) for a in addrs)
+        s = self.sessions[sid] = HttpSession(sid, conn, body["app_id"], body["stream_id"], kind, now, addrs, dests)
+        for dest in dests:
+            self._players_at.setdefault(dest, set()).add(sid)
+        return s
+
+    def _forget(self, sid: str) -> HttpSession | None:
+        """The session out of this API's books (its room session is the caller's to end)."""
+        s = self.sessions.pop(sid, None)
+        for dest in s.dests if s is not None else ():
+            at = self._players_at.get(dest)
+            if at is not None:
+                at.discard(sid)
+                if not at:
+                    del self._players_at[dest]
         return s
 
     async def publish(self, request: web.Request) -> web.Response:
@@ -248,7 +267,7 @@ class HttpApi:
         asyncio.get_running_loop().call_soon(self._end_session, m.session_id)
 
     def _end_session(self, session_id: str) -> None:
-        session = self.sessions.pop(session_id, None)
+        session = self._forget(session_id)
         if session is None or self.service.session_id_of(session.conn_id) != session_id:
             return
         self._end(session.conn_id, asyncio.get_running_loop().time())
@@ -256,7 +275,7 @@ class HttpApi:
 
     async def delete(self, request: web.Request) -> web.Response:
         now = asyncio.get_running_loop().time()
-        session = self.sessions.pop(request.match_info["session_id"], None)
+        session = self._forget(request.match_info["session_id"])
         if session is None or self.service.session_id_of(session.conn_id) != session.session_id:
             return error_response(SfuError(ErrorCode.SESSION_NOT_FOUND))
         self._end(session.conn_id, now)
@@ -271,26 +290,30 @@ class HttpApi:
         liveness timeout, so a stall of the node itself, longer than session_timeout, does not end
         them.) A player is gone when every address of its session has been reported unreachable
         (ICMP: sfu/media/reachability.py) for rtp_unreachable_timeout without a break: a player that
-        plays from our SDP sends the node nothing, so that is the only sign of it."""
+        plays from our SDP sends the node nothing, so that is the only sign of it. Only the sessions
+        at a destination reported unreachable are looked at for that (`_players_at`): with none, a
+        tick costs a look at each session's room session, not an address parsed per player."""
+        session_id_of = self.service.session_id_of
         for sid, s in list(self.sessions.items()):
-            if self.service.session_id_of(s.conn_id) != sid:  # kicked out, token expired, ...
-                del self.sessions[sid]
+            if session_id_of(s.conn_id) != sid:  # kicked out, token expired, ...
+                self._forget(sid)
                 self.service.disconnect(s.conn_id, now)
                 continue
             if s.kind == "publish":
                 last = self.media.router.last_packet(s.app_id, s.stream_id)
                 if now - (last if last is not None else s.started) > self.rtp_idle_timeout:
                     log.info("HTTP publish session %s idle for %.1f s: ended", sid, self.rtp_idle_timeout)
-                    del self.sessions[sid]
+                    self._forget(sid)
                     self._end(s.conn_id, now)
-                    continue
-            elif s.addrs:
-                gone = min(self.media.endpoint.unreachable_for(a) for a in s.addrs)
-                if gone >= self.rtp_unreachable_timeout:
-                    log.info("HTTP play session %s: its addresses unreachable for %.1f s: ended", sid, gone)
-                    del self.sessions[sid]
-                    self._end(s.conn_id, now)
-                    continue
+        unreachable = self.media.endpoint.unreachable()  # (usually empty)
+        at = self._players_at
+        for sid in sorted({sid for dest in unreachable for sid in at.get(dest, ())}):
+            s = self.sessions[sid]
+            gone = min(unreachable.get(dest, 0.0) for dest in s.dests)
+            if gone >= self.rtp_unreachable_timeout:
+                log.info("HTTP play session %s: its addresses unreachable for %.1f s: ended", sid, gone)
+                self._forget(sid)
+                self._end(s.conn_id, now)
         self.signalling.pump()
 
     async def _keepalive(self) -> None:

@@ -285,6 +285,11 @@ class MediaEndpoint:
         """How long `addr` has been reported unreachable without a break (sfu/media/reachability.py)."""
         return self.reachability.unreachable_for(tuple(addr), self.clock())
 
+    def unreachable(self) -> dict[tuple, float]:
+        """Every destination reported unreachable without a break, and for how long, by its one
+        spelling (`reachability.destination`)."""
+        return self.reachability.unreachable(self.clock())
+
     def _arm(self) -> None:
         deadline = self.router.next_timer()
         if self._timer is not None and deadline != self._timer.deadline:

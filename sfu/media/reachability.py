@@ -17,7 +17,10 @@ Rules:
 2. `unreachable_for(addr, now)`: how long the destination's run has lasted, from its first report
    to its last (what the reports bear out: a destination that listens again sends none, and its
    run must not grow by itself), if it still runs (its last report within `gap` of `now`); 0.0
-   otherwise, and for a destination never reported.
+   otherwise, and for a destination never reported. `unreachable(now)`: the same for every
+   destination whose run still runs, by its one spelling (`destination(addr)`), so that a caller
+   with many destinations asks about the few reported, not each of its own (nothing reported is
+   the usual case, and asking costs nothing then).
 3. What is remembered is bounded: `expire(now)` forgets the runs that ended, and at most
    `max_entries` destinations are kept (a new one pushes out the one reported longest ago), since
    the errors name whatever destination an ICMP message says.
@@ -69,7 +72,7 @@ def parse_error(ancillary: list[tuple[int, int, bytes]], name) -> Unreachable | 
     return None
 
 
-def _key(addr: tuple) -> tuple:
+def destination(addr: tuple) -> tuple:
     """A destination as one spelling: (the address compressed, the port)."""
     try:
         return ipaddress.ip_address(addr[0]).compressed, addr[1]
@@ -94,7 +97,7 @@ class Reachability:
     def report(self, addr: tuple, now: float) -> None:
         """Rule 1."""
         self.counters["reports"] += 1
-        addr = _key(addr)
+        addr = destination(addr)
         run = self._runs.pop(addr, None)
         if run is None or now - run[1] > self.gap:
             run = [now, now]
@@ -107,10 +110,16 @@ class Reachability:
 
     def unreachable_for(self, addr: tuple, now: float) -> float:
         """Rule 2."""
-        run = self._runs.get(_key(addr))
+        if not self._runs:
+            return 0.0
+        run = self._runs.get(destination(addr))
         if run is None or now - run[1] > self.gap:
             return 0.0
         return run[1] - run[0]
+
+    def unreachable(self, now: float) -> dict[tuple, float]:
+        """Rule 2 for every destination whose run still runs: how long it has lasted, by destination."""
+        return {addr: run[1] - run[0] for addr, run in self._runs.items() if now - run[1] <= self.gap}
 
     def expire(self, now: float) -> None:
         """Rule 3: forget the runs that ended (their last report more than `gap` ago)."""

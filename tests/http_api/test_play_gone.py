@@ -152,3 +152,43 @@ async def test_a_player_that_listens_again_within_the_timeout_keeps_its_session(
         late.close()
     finally:
         await publisher.stop()
+
+
+async def test_a_session_ends_when_every_one_of_its_addresses_is_gone_whoever_else_plays_there(node_factory, connect):
+    """Two sessions play to one gone address, one of them DELETEd meanwhile: the other still ends by
+    itself; a session whose video goes there and whose audio goes to a socket that listens keeps
+    going (only every address of it unreachable ends it)."""
+    node = await node_factory(session={"rtp_unreachable_timeout": TIMEOUT, "heartbeat_interval": 0.2})
+    watcher = await connect(node)
+    await watcher.login("room1", "watcher", is_user_status_notify=True)
+    port = gone_address()[1]
+    live = listener()
+    audio = {"kind": "audio", "codec": "opus", "payload_type": 111}
+    async with aiohttp.ClientSession() as http:
+        pub = await post(http, node, "/api/v1/publish", "cam", body("cam", tracks=[VP8, audio]))
+        plays = {user: await post(http, node, "/api/v1/play", user, body(user, mode="rtc", tracks=tracks))
+                 for user, tracks in (
+                     ("first", [{"kind": "video", "host": "127.0.0.1", "port": port}]),
+                     ("second", [{"kind": "video", "host": "127.0.0.1", "port": port}]),
+                     ("half", [{"kind": "video", "host": "127.0.0.1", "port": port},
+                               {"kind": "audio", "host": "127.0.0.1", "port": live.getsockname()[1]}]))}
+        async with http.delete(node.http_url + f"/api/v1/sessions/{plays['first']['session_id']}") as r:
+            assert r.status == 204
+    video, audio_port = (t["port"] for t in pub["tracks"])
+    publisher = Publisher(video)
+    sound = Publisher(audio_port)
+    loop = asyncio.get_running_loop()
+    try:
+        publisher.start()
+        sound.start()
+        started = loop.time()
+        await user_left(watcher, "second", timeout=TIMEOUT + 10)
+        assert loop.time() - started >= TIMEOUT
+        await asyncio.sleep(TIMEOUT + 0.5)  # long enough for "half" to have ended too, were it to
+    finally:
+        await publisher.stop()
+        await sound.stop()
+    assert set(node.http_api.sessions) == {pub["session_id"], plays["half"]["session_id"]}
+    assert node.endpoint.unreachable_for(("127.0.0.1", port)) >= TIMEOUT  # (its video address: gone all along)
+    assert drain(live)  # (the audio it gets)
+    live.close()

@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from sfu.media.reachability import IP_RECVERR, IPV6_RECVERR, Reachability, Unreachable, parse_error
+from sfu.media.reachability import IP_RECVERR, IPV6_RECVERR, Reachability, Unreachable, destination, parse_error
 
 A, B = ("127.0.0.1", 5004), ("127.0.0.1", 5006)
 
@@ -58,6 +58,20 @@ def test_ended_runs_are_forgotten_and_the_entries_are_bounded():
     r.expire(11.5)  # port 7's last report was 4.5 s ago, 8's 3.5 s, 9's 2 s
     assert len(r) == 1
     assert r.unreachable_for(("127.0.0.1", 9), 11.5) == 0.5
+
+
+def test_every_destination_whose_run_still_runs_by_its_one_spelling():
+    r = Reachability(gap=3.0)
+    assert r.unreachable(0.0) == {}  # nothing reported
+    r.report(("0:0:0:0:0:0:0:1", 5004), 1.0)
+    r.report(A, 2.0)
+    r.report(("::1", 5004), 3.0)
+    r.report(A, 4.5)
+    assert r.unreachable(5.0) == {("::1", 5004): 2.0, A: 2.5}
+    assert r.unreachable(6.1) == {A: 2.5}  # the other's last report was 3.1 s ago: it listens again
+    assert all(r.unreachable_for(d, 6.1) == t for d, t in r.unreachable(6.1).items())
+    assert destination(("0:0:0:0:0:0:0:1", 5004)) == ("::1", 5004) == destination(("::1", 5004))
+    assert r.unreachable(7.6) == {}
 
 
 def test_a_run_reported_again_moves_behind_the_others_for_expiry():
