@@ -240,7 +240,7 @@ class Router:
         for track in self._tracks.values():
             self._touch(track)
             track.catch_up()  # what the fast path held for its jitter buffer counts too
-            track.sync_all()  # and what it sent or dropped for each player (a closed gate's drops)
+            track.sync_drops()  # and what the fast path dropped for its players (their closed gates)
         players = [p.values() for s in self._streams.values() for p in s.players.values()]
         return self.ended.totals(self._tracks.values(), players)
 

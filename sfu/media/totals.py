@@ -57,8 +57,7 @@ class MediaTotals:
         for track in tracks:
             _add(out, track.counters, TRACK_KEYS)
             _add(out, track.jitter.counters, JITTER_KEYS)
-        for player in players:
-            _add_player(out, player)
+        _add_players(out, players)
         return out
 
     def take_delay_samples(self, tracks: Iterable) -> list[float]:
@@ -82,11 +81,21 @@ def _add(into: dict[str, int], counters: dict[str, int], keys: tuple[str, ...]) 
 
 
 def _add_player(into: dict[str, int], tracks: Iterable) -> None:
-    paths = []
-    for pt in tracks:
-        into["packets_dropped_budget"] += pt.packets_dropped
-        if pt.path is not None and all(pt.path is not p for p in paths):
-            paths.append(pt.path)
-    for path in paths:  # shared by the player's tracks: counted once
+    _add_players(into, (tracks,))
+
+
+def _add_players(into: dict[str, int], players: Iterable[Iterable]) -> None:
+    """Each player's tracks' drops, and their paths' counters (a path is shared by a player's
+    tracks: counted once). One pass over the players, then one over the measured paths (a player
+    that never reported has no limits: PlayerPath.measured): a scrape at a few thousand players
+    takes this once."""
+    dropped, paths = 0, {}
+    for tracks in players:
+        for pt in tracks:
+            dropped += pt.packets_dropped
+            if pt.path is not None and pt.path.measured:  # (until then its budget and congestion
+                paths[id(pt.path)] = pt.path              # act on nothing: their counters are 0)
+    into["packets_dropped_budget"] += dropped
+    for path in paths.values():
         _add(into, path.budget.counters, BUDGET_KEYS)
         _add(into, path.congestion.counters, CONGESTION_KEYS)

@@ -39,7 +39,8 @@ to within 0.1 s however long the batch); one alone when its gate changes (a pull
 run of sends or one run of drops: a drop before a send could no longer be dropped in its
 rewriter); all of them before an L3 frame out of order, and before an RTC packet that is not the
 first of a frame in order (it is served here, packet by packet); and wherever Python touches
-players (their reports, NACKs, sender reports, the totals, a reload).
+players (their reports, NACKs, sender reports, a reload; for the node's totals, the gated ones
+alone: only a closed gate drops, `sync_drops`).
 Deferred reloads. A player that joins or starts (or whose address moves, or whose path is
 measured now) needs the fast table reloaded, and a whole load is O(players): a pull of every
 player, then the table rebuilt. So such a change only marks the table stale (`_defer_push`); at
@@ -448,10 +449,14 @@ class PublisherTrack:
         self._pull(mode, gated[start][0], gated[end - 1][0] + 1)
         return end if end < n else 0
 
-    def sync_all(self) -> None:
-        """Bring every player's numbering and counts up to what the fast path did for it (before its
-        counts are read from outside the track: the node's totals)."""
-        self._pull()
+    def sync_drops(self) -> None:
+        """Bring the players the fast path may have dropped packets for up to date (before the node's
+        totals read their drops): the gated ones, whose closed gates drop; an ungated player's pull
+        would change none of the totals, so a scrape pulls no silent player (module rules: lazy
+        pulls). Each mode's gated players with the slots between them, of that mode, in one pull."""
+        for mode, gated in ((MODE_RTC, self._gated), (MODE_L3, self._l3_gated)):
+            if gated:
+                self._pull(mode, gated[0][0], gated[-1][0] + 1)
 
     def sync(self, p: PlayerTrack) -> None:
         """Bring one player's numbering and counts up to what the fast path sent it: before Python

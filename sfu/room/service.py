@@ -458,19 +458,23 @@ class RoomService:
         """Per AppID: rooms, users, streams, publishers (sessions publishing a stream), players by
         mode, sessions detached."""
         out = {}
+        rtc = ResourceMode.ONLY_RTC
         for app_id, app in self._apps.items():
-            players = {"rtc": 0, "l3": 0}
-            for s in app.users.values():
-                for mode in s.plays.values():
-                    players["rtc" if mode is ResourceMode.ONLY_RTC else "l3"] += 1
+            plays = publishers = detached = players_rtc = 0
+            for s in app.users.values():  # (one pass: a scrape takes this at every user)
+                if s.plays:
+                    plays += len(s.plays)
+                    players_rtc += sum(1 for mode in s.plays.values() if mode is rtc)
+                publishers += bool(s.publishes)
+                detached += s.conn_id is None
             out[app_id] = {
                 "rooms": len(app.rooms),
                 "users": len(app.users),
                 "streams": len(app.streams),
-                "publishers": sum(1 for s in app.users.values() if s.publishes),
-                "players_rtc": players["rtc"],
-                "players_l3": players["l3"],
-                "detached": sum(1 for s in app.users.values() if s.conn_id is None),
+                "publishers": publishers,
+                "players_rtc": players_rtc,
+                "players_l3": plays - players_rtc,
+                "detached": detached,
             }
         return out
 
