@@ -554,6 +554,7 @@ cdef class FastTrack:
     cdef int _dirty
     cdef list _addr_objs
     cdef list _out
+    cdef list _tx_refs  # the packets queued messages point into, from send_frame(flush=False): until the flush
     cdef int64_t _counters[K_COUNT]
     cdef readonly object slow_data
     cdef readonly object slow_addr
@@ -661,6 +662,7 @@ cdef class FastTrack:
         self._dirty = 0
         self._addr_objs = []
         self._out = []
+        self._tx_refs = []
         memset(self._counters, 0, sizeof(self._counters))
         self.slow_data = None
         self.slow_addr = None
@@ -1271,7 +1273,7 @@ cdef class FastTrack:
 
     # ----- the fan-out -------------------------------------------------------------------------
 
-    def send_frame(self, list packets, double now, int64_t skip=0):
+    def send_frame(self, list packets, double now, int64_t skip=0, bint flush=True):
         cdef Py_ssize_t i, k, n = len(packets)
         cdef slot_t tmp
         cdef slot_t* slots = <slot_t*>malloc((n if n else 1) * sizeof(slot_t))
@@ -1299,7 +1301,11 @@ cdef class FastTrack:
                             self._drop(&self._players[i], slots[k].ext, slots[k].length)
                         else:
                             self._send(i, &slots[k], now)
-            self._flush()  # the messages point into `refs`
+            if flush:
+                self._flush()  # the messages point into `refs`
+            else:  # more frames to come: their sends and these go out together (GSO groups a player's)
+                self._tx_refs.extend(refs)  # (kept until the flush)
+                self._tx_slot = NULL  # (`slots` is freed: its addresses stand for no packet any more)
         finally:
             free(slots)
 
@@ -1389,6 +1395,11 @@ cdef class FastTrack:
         return 0
 
     cdef void _flush(self) noexcept:
+        self._flush_queue()
+        if self._tx_refs:
+            self._tx_refs.clear()  # (sent: the kernel has copied them)
+
+    cdef void _flush_queue(self) noexcept:
         cdef int n = self._tx_count, groups
         cdef bint several = self._tx_packets > 1
         self._tx_count = 0

@@ -442,12 +442,14 @@ class FastTrack:
 
     # ----- the fan-out -------------------------------------------------------------------------
 
-    def send_frame(self, packets: list, now: float, skip: int = 0) -> None:
+    def send_frame(self, packets: list, now: float, skip: int = 0, flush: bool = True) -> None:
         """One released L3 frame (its packets, in order: objects with ext_seq, timestamp and data)
         to every L3 player in the table (a gated one: if its gate is open; closed, its numbering
         closes over the frame, as an RTC player's does). `skip`: that many input sequence numbers just before the
         frame were dropped from the L3 timeline; every L3 player's numbering closes the gap
-        (its seq_delta grows by `skip`) before the frame is sent."""
+        (its seq_delta grows by `skip`) before the frame is sent. `flush` False: more frames are
+        released with it, and the compiled fan-out sends this one's datagrams with theirs (each
+        player's in order, together under UDP GSO); here every datagram leaves at once anyway."""
         if skip:
             for p in self._players:
                 if p.mode == MODE_L3:

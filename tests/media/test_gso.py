@@ -122,3 +122,45 @@ def test_a_flush_holds_several_packets_for_every_player_of_a_large_table():
         out.close()
         for p in players:
             p.close()
+
+
+@pytest.mark.parametrize("impl", ["py", "c"])
+def test_frames_released_together_go_out_together_and_their_packets_outlive_the_caller(impl):
+    """A node that fell behind releases several L3 frames at once: all but the last are queued
+    (`flush=False`), and the flush after the last sends each player's datagrams of all of them, in
+    order, as one GSO send. The queue points into the frames' packets, which the fast path keeps
+    until then, whoever else lets go of them (here: nobody holds them, and the collector has run).
+    A skip between the frames still closes the gap in each player's numbering."""
+    import gc
+
+    players = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3)]
+    out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        out.bind(("127.0.0.1", 0))
+        for p in players:
+            p.bind(("127.0.0.1", 0))
+            p.settimeout(5)
+        t = (_fastpath_c if impl == "c" else _fastpath_py).FastTrack("VP8")
+        assert t.ingest(rtp(10, 1000, 40)[:12] + KEY + b"k" * 20, PUB, 1.0) == EV_RTP
+        t.output = out
+        t.load_players([(p.getsockname(), 0xA0 + i, 100, 3 * i, 0, MODE_L3) for i, p in enumerate(players)])
+        frames = [(20, 0), (21, 0), (25, 3)]  # (first ext_seq, skip): 22-24 dropped from the timeline
+        sizes = [1000, 1000, 900]  # (one GSO send: segments of one size, the last may be shorter)
+        for k, ((ext, skip), size) in enumerate(zip(frames, sizes)):
+            packet = StoredPacket(ext, 3000 * ext, F_MARKER, 1.0, rtp(ext, 3000 * ext, size, marker=True))
+            t.send_frame([packet], 2.0, skip, flush=k == len(frames) - 1)
+            del packet
+            gc.collect()
+        for i, p in enumerate(players):
+            got = [p.recv(4096) for _ in frames]
+            assert [int.from_bytes(d[2:4], "big") for d in got] == [20 - 3 * i, 21 - 3 * i, 22 - 3 * i]
+            assert [d[12:] for d in got] == [rtp(ext, 3000 * ext, size)[12:] for (ext, _), size in zip(frames, sizes)]
+            p.settimeout(0.05)
+            with pytest.raises(TimeoutError):
+                p.recv(4096)
+        if impl == "c":
+            assert t.gso_sends == 3  # each player's three, in one send
+    finally:
+        out.close()
+        for p in players:
+            p.close()
