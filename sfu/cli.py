@@ -109,6 +109,7 @@ BENCHES = {  # `sfu bench NAME` -> bench/<script>.py, and its help line
     "reporting": ("reporting", "what a datagram to a player that sends RTCP reports costs, against a silent one"),
     "joins": ("joins", "what a join costs as a crowd of players joins a live stream (sans-IO)"),
     "nacks": ("nacks", "what one player's NACK costs as the players grow (sans-IO)"),
+    "catchup": ("catchup", "what an L3 node that fell behind pays to release several frames at once (sans-IO)"),
     "periodic": ("periodic", "what the node's periodic work (HTTP sessions' check, a scrape) costs its event loop"),
 }
 

@@ -826,15 +826,15 @@ class PublisherTrack:
                 due = t
         return due
 
-    def _l3_cache_only(self, frame, now: float, last: bool = True) -> list[Out]:
+    def _l3_cache_only(self, frame, now: float, more: bool = False) -> list[Out]:
         return []
 
-    def _l3_send(self, frame, now: float, last: bool = True) -> list[Out]:
+    def _l3_send(self, frame, now: float, more: bool = False) -> list[Out]:
         """A released frame to every L3 player: the fast table's in one fan-out (after a gap in the
         timeline, the fast path closes it in their numbering and the gap is logged for their
-        rewriters), the others here; every one here for the timeline's first frame. Not the `last`
-        of the frames released together: the fan-out sends its datagrams with the next one's (a
-        node that fell behind releases several at once, and sends each player's together)."""
+        rewriters), the others here; every one here for the timeline's first frame. With `more`
+        frames released with it (a node that fell behind releases several at once), the fan-out
+        sends its datagrams with theirs: each player's together."""
         out: list[Out] = []
         pt = self.spec.payload_type
         last = self._l3_last
@@ -858,7 +858,7 @@ class PublisherTrack:
                 if len(self._l3_gaps) >= _L3_GAPS:
                     self._pull(MODE_L3)  # catches every L3 player up: the log starts again
                 self._l3_gaps.append((last + 1, frame.first_ext_seq - 1))
-            self.fast.send_frame(frame.packets, now, skip, last)
+            self.fast.send_frame(frame.packets, now, skip, not more)
         else:
             self._pull(MODE_L3)
         for p in self._l3_python if fast else self._l3:
@@ -890,7 +890,7 @@ class PublisherTrack:
                 push = self.l3_cache.push
                 for packet in frame.packets:
                     push(packet)
-            out += send(frame, now, i == len(released_now) - 1)
+            out += send(frame, now, i < len(released_now) - 1)
             self._l3_last = frame.last_ext_seq
         return out
 

@@ -45,9 +45,9 @@ def outputs(monkeypatch, fast_track, fast_table: bool, seed: int) -> tuple:
                 t._push()  # reload the table from the rewriters: must change nothing
         return record(on_timer(self, *a))
 
-    def l3_send(self, frame, now, last=True):
+    def l3_send(self, frame, now, more=False):
         fast_frames[0] += bool(self._l3) and not self._l3_python
-        return send_frame(self, frame, now, last)
+        return send_frame(self, frame, now, more)
 
     monkeypatch.setattr(router.Router, "on_datagram", datagram)
     monkeypatch.setattr(router.Router, "on_timer", timer)
