@@ -30,7 +30,7 @@ ROOT = HERE.parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from harness import print_table  # noqa: E402
+from harness import counts, print_table  # noqa: E402
 from inproc import import_node_from  # noqa: E402
 
 VP8_KEY = bytes([0x10, 0x00, 0x00, 0x00, 0x9D, 0x01, 0x2A]) + bytes(1100)
@@ -71,17 +71,14 @@ def run(n: int, k: int, rounds: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="sfu bench catchup", description=__doc__.split("\n\n")[0])
     p.add_argument("--players", type=int, default=1000, help="L3 players N (default 1000)")
-    p.add_argument("--frames", default="1,2,4,8", help="frames released at once K (default 1,2,4,8)")
+    p.add_argument("--frames", type=counts, default=[1, 2, 4, 8], help="frames released at once K (default 1,2,4,8)")
     p.add_argument("--rounds", type=int, default=40, help="rounds timed per K (default 40)")
     p.add_argument("--sfu-root", type=Path, default=ROOT, help="the checkout whose node code runs (default: this one)")
     p.add_argument("--json", metavar="FILE", help="write the results here")
     args = p.parse_args(argv)
-    try:
-        ks = [int(x) for x in args.frames.split(",") if x.strip()]
-    except ValueError:
-        p.error(f"--frames: whole numbers separated by commas, got {args.frames!r}")
-    if not ks or any(k < 1 for k in ks) or args.players < 1 or args.rounds < 1:
-        p.error("--players, --frames and --rounds must be >= 1")
+    ks = args.frames
+    if args.players < 1 or args.rounds < 1:
+        p.error("--players and --rounds must be >= 1")
     root = args.sfu_root.resolve()
     import_node_from(root, p.error)
     run(10, 2, 3)  # warm-up: imports, caches (not measured)

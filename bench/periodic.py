@@ -39,7 +39,7 @@ ROOT = HERE.parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from harness import print_table, raise_fd_limit  # noqa: E402
+from harness import counts, print_table, raise_fd_limit  # noqa: E402
 from inproc import import_node_from  # noqa: E402
 
 APP_ID = 424243
@@ -137,27 +137,24 @@ async def run(n: int, mode: str, gone: int, calls: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="sfu bench periodic", description=__doc__.split("\n\n")[0])
-    p.add_argument("--players", default="100,1000,3000", help="HTTP play sessions N (default 100,1000,3000)")
+    p.add_argument("--players", type=counts, default=[100, 1000, 3000], help="HTTP play sessions N (default 100,1000,3000)")
     p.add_argument("--mode", choices=("rtc", "l3"), default="rtc", help="the players' mode (default rtc)")
     p.add_argument("--gone", type=int, default=0, help="of them, reported unreachable (default 0)")
     p.add_argument("--calls", type=int, default=20, help="calls of each timed per N (default 20)")
     p.add_argument("--sfu-root", type=Path, default=ROOT, help="the checkout whose node code runs (default: this one)")
     p.add_argument("--json", metavar="FILE", help="write the results here")
     args = p.parse_args(argv)
-    try:
-        counts = [int(x) for x in args.players.split(",") if x.strip()]
-    except ValueError:
-        p.error(f"--players: whole numbers separated by commas, got {args.players!r}")
-    if not counts or any(c < 1 for c in counts) or args.calls < 1 or not 0 <= args.gone <= min(counts):
-        p.error("--players must be >= 1, --calls >= 1, 0 <= --gone <= the smallest N")
+    players = args.players
+    if args.calls < 1 or not 0 <= args.gone <= min(players):
+        p.error("--calls must be >= 1, and 0 <= --gone <= the smallest N")
     root = args.sfu_root.resolve()
     import_node_from(root, p.error)
-    raise_fd_limit(max(counts) + 256)
+    raise_fd_limit(max(players) + 256)
     import uvloop
 
     async def all_runs() -> list[dict]:
         await run(10, args.mode, min(args.gone, 10), 2)  # warm-up: imports, caches (not measured)
-        return [await run(n, args.mode, args.gone, args.calls) for n in counts]
+        return [await run(n, args.mode, args.gone, args.calls) for n in players]
 
     rows = uvloop.run(all_runs())
     print(f"node code: {root}")
@@ -167,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['us_per_scrape']:,.0f}", f"{r['scrape_longest_ms']:.2f}") for r in rows])
     if args.json:
         report = {"machine": {"python": platform.python_version(), "node_source": str(root)},
-                  "settings": {"players": counts, "mode": args.mode, "gone": args.gone, "calls": args.calls},
+                  "settings": {"players": players, "mode": args.mode, "gone": args.gone, "calls": args.calls},
                   "results": rows}
         Path(args.json).write_text(json.dumps(report, indent=2))
     return 0

@@ -10,6 +10,7 @@ import pytest
 
 from sfu.media import _fastpath_c, _fastpath_py
 from sfu.media._fastpath_py import EV_RTP, F_MARKER, MODE_L3, MODE_RTC, StoredPacket
+from tests.media.loopback import player_sockets
 
 SO_NO_CHECK = getattr(socket, "SO_NO_CHECK", 11)
 KEY = bytes([0x10, 0x10, 0x02, 0x00, 0x9D, 0x01, 0x2A, 0x80, 0x02, 0x68, 0x01])
@@ -93,13 +94,7 @@ def test_a_flush_holds_several_packets_for_every_player_of_a_large_table():
     a queue of 1024 messages would cut every player's run in two. Each player still gets the
     reference's datagrams."""
     n, sizes = 200, [1000] * 8
-    players = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(n)]
-    out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        out.bind(("127.0.0.1", 0))
-        for p in players:
-            p.bind(("127.0.0.1", 0))
-            p.settimeout(5)
+    with player_sockets(n) as (players, out):
         t = _fastpath_c.FastTrack("VP8")
         assert t.send_queue_capacity == 1024
         assert t.ingest(rtp(10, 1000, 40)[:12] + KEY + b"k" * 20, PUB, 1.0) == EV_RTP
@@ -118,10 +113,6 @@ def test_a_flush_holds_several_packets_for_every_player_of_a_large_table():
         assert t.send_queue_capacity == 16384
         t.load_players([])
         assert t.send_queue_capacity == 16384  # grown, never shrunk
-    finally:
-        out.close()
-        for p in players:
-            p.close()
 
 
 @pytest.mark.parametrize("impl", ["py", "c"])
@@ -133,13 +124,7 @@ def test_frames_released_together_go_out_together_and_their_packets_outlive_the_
     A skip between the frames still closes the gap in each player's numbering."""
     import gc
 
-    players = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(3)]
-    out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        out.bind(("127.0.0.1", 0))
-        for p in players:
-            p.bind(("127.0.0.1", 0))
-            p.settimeout(5)
+    with player_sockets(3) as (players, out):
         t = (_fastpath_c if impl == "c" else _fastpath_py).FastTrack("VP8")
         assert t.ingest(rtp(10, 1000, 40)[:12] + KEY + b"k" * 20, PUB, 1.0) == EV_RTP
         t.output = out
@@ -160,7 +145,3 @@ def test_frames_released_together_go_out_together_and_their_packets_outlive_the_
                 p.recv(4096)
         if impl == "c":
             assert t.gso_sends == 3  # each player's three, in one send
-    finally:
-        out.close()
-        for p in players:
-            p.close()

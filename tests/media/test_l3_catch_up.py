@@ -4,11 +4,11 @@ player), and every released frame reaches every player at its release, not at so
 alone or with others. A real Router whose fast path sends on loopback to real player sockets; the
 clock is virtual (each frame is held exactly 0.1 s)."""
 
-import socket
 import struct
 
 from sfu.media.router import Router, TrackSpec
 from sfu.media.track import MediaSettings
+from tests.media.loopback import player_sockets
 
 PUB = ("127.0.0.2", 5000)
 VP8_KEY = bytes([0x10, 0x00, 0x00, 0x00, 0x9D, 0x01, 0x2A])
@@ -20,13 +20,8 @@ def packet(seq: int) -> bytes:
 
 
 def test_frames_released_together_reach_every_player_together_and_at_once():
-    players = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(4)]
-    out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        out.bind(("127.0.0.1", 0))
-        for p in players:
-            p.bind(("127.0.0.1", 0))
-            p.settimeout(2)  # (what was released is on its way: a frame left queued never comes)
+    # (what was released is on its way: a frame left queued never comes)
+    with player_sockets(4, timeout=2) as (players, out):
         router = Router(MediaSettings(l3_min_delay=0.1, l3_max_delay=0.1))
         (tid,) = router.add_publisher(1, "s", (TrackSpec("video", "VP8", 96),))
         fast = router.track(tid).fast
@@ -63,7 +58,3 @@ def test_frames_released_together_reach_every_player_together_and_at_once():
             except TimeoutError:
                 extra = None
             assert extra is None
-    finally:
-        out.close()
-        for p in players:
-            p.close()
