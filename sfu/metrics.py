@@ -99,7 +99,7 @@ class SfuCollector:
         sessions = GaugeMetricFamily("sfu_signalling_sessions",
                                      "Signalling (WebSocket) sessions: attached to a socket, or detached "
                                      "and waiting in the reconnect grace window.", labels=["state"])
-        for state, n in self.signalling.session_states().items():
+        for state, n in self.signalling.session_states(per_app).items():
             sessions.add_metric([state], n)
         yield sessions
 

@@ -639,7 +639,8 @@ class PublisherTrack:
         """The player leaves: its counts brought up to date now (it alone), then its slot in the table
         emptied where it is (`FastTrack.remove_player`: the others' entries and counts stay, nothing
         is pulled); once half of the table is empty slots, they go (`_compact`, nothing pulled
-        either), if no whole load, which leaves them out, is due. A whole load, deferred (`_defer_push`), when the L3 timeline stops with it."""
+        either), if no whole load, which leaves them out, is due. A whole load, deferred
+        (`_defer_push`), when the L3 timeline stops with it."""
         self.sync(player)
         if player in self.players:
             self.players.remove(player)

@@ -79,11 +79,12 @@ class SignallingServer:
     def connections(self) -> int:
         return len(self._conns)
 
-    def session_states(self) -> dict[str, int]:
+    def session_states(self, gauges: dict[int, dict[str, int]] | None = None) -> dict[str, int]:
         """Signalling sessions: attached (logged in on an open WebSocket) and detached (their socket
-        is gone; they wait in the reconnect grace window)."""
+        is gone; they wait in the reconnect grace window). `gauges`: the room service's, when the
+        caller has just read them (a scrape: they walk every user)."""
         attached = sum(1 for c in self._conns if self.service.session_id_of(c) is not None)
-        detached = sum(g["detached"] for g in self.service.gauges().values())
+        detached = sum(g["detached"] for g in (gauges if gauges is not None else self.service.gauges()).values())
         return {"attached": attached, "detached": detached}
 
     # ----- the socket ----------------------------------------------------------------------
