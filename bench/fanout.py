@@ -342,6 +342,7 @@ class Bench:
                                total_p99_us=_median(r.total_p99_us for r in runs),
                                cpu_us_per_packet=_r(_median(r.cpu_us_per_packet for r in runs)),
                                core_us_per_packet=_r(_median(r.core_us_per_packet for r in runs)),
+                               busy=_r(_median(r.target_cpu_util for r in runs)),
                                latency_runs=len(runs), latency_steps=[r.brief() for r in runs],
                                latency_input_pps=round(lv.rates[suffix], 2))
                 lv.out.update({key + suffix: value for key, value in figures.items()})
@@ -522,11 +523,15 @@ def _fmt(v: float | None, ref: float | None, unit: str = "", nd: int = 0) -> str
     return f"{s} ({r:.2f}x)" if r is not None else s
 
 
+def _busy(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
 def table(report: dict) -> str:
     ceil = {c["n"]: c for c in report["ceiling"]["results"]}
     gst = {g["n"]: g for g in report["gstreamer"].get("results") or []}
     head = ("N", "mode", "max out pps (x ceiling)", "ceiling pps", "p50 us (x) [1]", "p99 us (x) [1]",
-            "p99 us at ceiling's rate (x) [3]", "total p50/p99 us [2]", "CPU us/pkt (x)", "RSS B/player (x)",
+            "p99 us at ceiling's rate (x) [3]", "busy [1] node/ceiling [4]", "total p50/p99 us [2]", "CPU us/pkt (x)", "RSS B/player (x)",
             "GStreamer pps (x)")
     rows = [head]
     for r in report["results"]:
@@ -536,6 +541,7 @@ def table(report: dict) -> str:
                      _fmt(c.get("max_output_pps"), None) + ("*" if c.get("limited_by") not in (None, "target") else ""),
                      _fmt(r["p50_us"], c.get("p50_us")), _fmt(r["p99_us"], c.get("p99_us")),
                      _fmt(r.get("p99_us" + AT_CEILING_RATE), c.get("p99_us")),
+                     f"{_busy(r.get('busy'))}/{_busy(c.get('busy'))}",
                      f"{_fmt(r.get('total_p50_us'), None)}/{_fmt(r.get('total_p99_us'), None)}"
                      if r.get("total_p50_us") is not None else "n/a",
                      _fmt(r["cpu_us_per_packet"], c.get("cpu_us_per_packet"), nd=2),
@@ -553,6 +559,9 @@ def table(report: dict) -> str:
              "[2] receipt - send, the hold included (L3's total; the same as [1] for RTC).",
              "[3] the node's p99 as [1], at the ceiling's input rate (half the ceiling's max): the same offered "
              "load as the ceiling's own figure. [1] puts each target at half its own max, more load for a faster one.",
+             "[4] the share of its core each target was busy in its [1] runs (CPU time / wall, median): a node "
+             "that is faster than the relay only because it sends a player several packets at once (UDP GSO) "
+             "keeps up at half its max only by doing so, near 1, where the relay is about half busy.",
              "* = what stopped the ceiling's search was not the relay (the load tools, or other processes on "
              "the machine): it is a lower bound. Method and caveats: bench/README.md."]
     notes += [f"! {r['mode']} at N = {r['n']}: {r['early']} packets arrived before their frame's release"
@@ -632,6 +641,8 @@ def main(argv: list[str] | None = None) -> int:
                             "latency_input_pps": r.get("latency_input_pps"),
                             "ceiling_latency_input_pps": c.get("latency_input_pps"),
                             "rss_bytes_per_player": r["rss_bytes_per_player"],
+                            # the share of its core each target was busy in its half-max latency runs
+                            "busy": r.get("busy"), "ceiling_busy": c.get("busy"),
                             # p50/p99 are past each frame's release when hold_us > 0 (L3); total: receipt - send
                             "hold_us": r["hold_us"], "total_p50_us": r["total_p50_us"],
                             "total_p99_us": r["total_p99_us"], "early": r["early"],

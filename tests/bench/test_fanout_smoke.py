@@ -75,7 +75,12 @@ def test_fanout_quick_writes_the_json_schema(tmp_path):
         assert r["detail"]["latency_input_pps_at_ceiling_rate"] == c["latency_input_pps"]
         assert (run["p50_us"], run["p99_us"]) == (r["p50_us_at_ceiling_rate"], r["p99_us_at_ceiling_rate"])
         assert r["ratios"]["p99_at_ceiling_rate"] == pytest.approx(r["p99_us_at_ceiling_rate"] / c["p99_us"], rel=1e-3)
-    assert "at ceiling's rate" in proc.stdout
+        # how busy each target's core was in its half-max run: that run's own reading
+        (run,) = r["detail"]["latency_steps"]
+        assert r["busy"] == pytest.approx(run["target_cpu_util"], abs=1e-3) and 0 < r["busy"] <= 1.05
+        (run,) = c["latency_steps"]
+        assert r["ceiling_busy"] == pytest.approx(run["target_cpu_util"], abs=1e-3) and 0 < r["ceiling_busy"] <= 1.05
+    assert "at ceiling's rate" in proc.stdout and "node/ceiling [4]" in proc.stdout
 
 
 def test_latency_figures_are_medians_of_the_runs_that_measured_them():
