@@ -63,6 +63,7 @@ class _Runner:
         brief = {"p99_us": p99}
         return types.SimpleNamespace(p50_us=p99 / 10, p99_us=p99, total_p50_us=p99 / 10, total_p99_us=p99,
                                      early=0, loss=0.0, cpu_us_per_packet=2.0, core_us_per_packet=2.5,
+                                     target_cpu_util=p99 / 10_000,  # (a busier run: a longer p99, here)
                                      disturbed=False, received=24 * len(players), expected=24 * len(players),
                                      min_us=1.0, brief=lambda: brief)
 
@@ -90,6 +91,7 @@ def test_latency_runs_alternate_between_targets_with_the_others_stopped(tmp_path
         assert all(_state(p) != "T" for p in pids)  # all continued at the end
         for i, lv in enumerate(lives):  # the median of each target's three runs, all kept
             assert lv.out["p99_us"] == 1000.0 * (i + 1) + 20
+            assert lv.out["busy"] == round((1000.0 * (i + 1) + 20) / 10_000, 3)  # the same run's reading
             assert lv.out["latency_runs"] == 3 and len(lv.out["latency_steps"]) == 3
         for lv in lives:
             lv.pause()
@@ -125,6 +127,7 @@ def test_a_target_measured_at_a_second_rate_takes_its_turns_in_the_rotation(tmp_
         # own rate: runs 1, 3, 6 (300, 200, 130); the ceiling's: runs 2, 4, 5 (100, 120, 110)
         assert out["p99_us"] == 200.0 and out["latency_input_pps"] == 150.0 and out["latency_runs"] == 3
         assert out["p99_us" + fanout.AT_CEILING_RATE] == 110.0
+        assert out["busy"] == 0.02 and out["busy" + fanout.AT_CEILING_RATE] == 0.011  # each rate's own runs
         assert out["latency_input_pps" + fanout.AT_CEILING_RATE] == 100.0
         assert out["latency_runs" + fanout.AT_CEILING_RATE] == 3
         assert lives[0].out["p99_us"] == 20.0 and "p99_us" + fanout.AT_CEILING_RATE not in lives[0].out
