@@ -531,8 +531,8 @@ def table(report: dict) -> str:
     ceil = {c["n"]: c for c in report["ceiling"]["results"]}
     gst = {g["n"]: g for g in report["gstreamer"].get("results") or []}
     head = ("N", "mode", "max out pps (x ceiling)", "ceiling pps", "p50 us (x) [1]", "p99 us (x) [1]",
-            "p99 us at ceiling's rate (x) [3]", "busy [1] node/ceiling [4]", "total p50/p99 us [2]", "CPU us/pkt (x)", "RSS B/player (x)",
-            "GStreamer pps (x)")
+            "p99 us at ceiling's rate (x) [3]", "busy [1] node/ceiling [4]", "total p50/p99 us [2]",
+            "CPU us/pkt (x)", "RSS B/player (x)", "GStreamer pps (x)")
     rows = [head]
     for r in report["results"]:
         c = ceil.get(r["n"], {})
